@@ -1,0 +1,192 @@
+"""A writer process that keeps the long-term store in step, behind the simulation.
+
+Chroma's client validates every record in Python, so a writer *thread* would hold the GIL against the
+simulation. The writer is therefore a separate process that owns the store while the run goes on. The
+simulation sends compact columns (agent, slot values) and returns at once; the process turns them into
+records (id, text, embedding, metadata) and writes them in batches. ``flush`` waits until everything
+sent so far is applied and reports the process's counters; an error in the process is raised there.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tastesim.memory.store import MemoryStore, StoreSpec, record_id
+
+__all__ = ["MemoryWriter", "RecordFactory", "WriterStats"]
+
+_BATCH = 5000
+
+
+@dataclass(frozen=True)
+class WriterStats:
+    """Counters of the writer process."""
+
+    records_added: int = 0
+    records_updated: int = 0
+    seconds_writing: float = 0.0
+    records_in_store: int = 0
+
+
+@dataclass(frozen=True)
+class RecordFactory:
+    """Turns slot columns into store records (runs inside the writer process)."""
+
+    reason_texts: list[str]
+    reason_vectors: np.ndarray
+    item_ids: list[str]
+    item_categories: list[str]
+
+    def ids(self, cols: dict[str, np.ndarray]) -> list[str]:
+        """Record ids of the rows."""
+        return [
+            record_id(int(a), int(r), int(p))
+            for a, r, p in zip(cols["agent"], cols["reason"], cols["polarity"], strict=True)
+        ]
+
+    def add(self, store: MemoryStore, cols: dict[str, np.ndarray]) -> None:
+        """Insert (or overwrite) one record per row."""
+        reasons = cols["reason"]
+        metadatas = [
+            {
+                "agent_id": int(a),
+                "item_id": self.item_ids[i],
+                "polarity": "like" if p > 0 else "dislike",
+                "category": self.item_categories[i],
+                "step": int(c),
+                "strength": float(s),
+                "last_step": int(t),
+            }
+            for a, i, p, c, s, t in zip(
+                cols["agent"],
+                cols["item"],
+                cols["polarity"],
+                cols["created"],
+                cols["strength"],
+                cols["last"],
+                strict=True,
+            )
+        ]
+        store.add(self.ids(cols), self.reason_vectors[reasons], [self.reason_texts[r] for r in reasons], metadatas)
+
+    def update(self, store: MemoryStore, cols: dict[str, np.ndarray]) -> None:
+        """Update strength and last step of existing records."""
+        metas = [
+            {"strength": float(s), "last_step": int(t)} for s, t in zip(cols["strength"], cols["last"], strict=True)
+        ]
+        store.update(self.ids(cols), metas)
+
+    def reconcile(self, store: MemoryStore, step: int, cols: dict[str, np.ndarray]) -> None:
+        """Make the store match a checkpoint taken at ``step`` whose working memory is ``cols``.
+
+        Records created after the checkpoint are deleted; records strengthened after it get the
+        checkpoint's values back (those no longer in working memory keep their latest strength).
+        """
+        store.delete_after(step)
+        touched = set(store.ids_touched_after(step))
+        if touched:
+            keep = np.array([rid in touched for rid in self.ids(cols)], dtype=bool)
+            if keep.any():
+                self.update(store, {k: v[keep] for k, v in cols.items()})
+
+
+def _serve(spec: StoreSpec, factory: RecordFactory, inbox: Any, outbox: Any) -> None:
+    store = spec.open()
+    added = updated = 0
+    busy = 0.0
+    error: str | None = None
+    while True:
+        kind, payload = inbox.get()
+        if kind in ("stop", "flush"):
+            outbox.put((kind, WriterStats(added, updated, busy, store.count()), error))
+            if kind == "stop":
+                return
+            continue
+        if error is not None:
+            continue
+        started = time.perf_counter()
+        try:
+            if kind == "reset":
+                store.drop()
+                store = spec.open()
+                continue
+            if kind == "reconcile":
+                factory.reconcile(store, payload.pop("step"), payload)
+                continue
+            n = len(payload["agent"])
+            for lo in range(0, n, _BATCH):
+                part = {k: v[lo : lo + _BATCH] for k, v in payload.items()}
+                if kind == "add":
+                    factory.add(store, part)
+                else:
+                    factory.update(store, part)
+            if kind == "add":
+                added += n
+            else:
+                updated += n
+        except Exception as err:  # noqa: BLE001 - reported to the simulation on the next flush
+            error = f"{type(err).__name__}: {err}"
+        busy += time.perf_counter() - started
+
+
+class MemoryWriter:
+    """Client side of the writer process."""
+
+    def __init__(self, spec: StoreSpec, factory: RecordFactory) -> None:
+        ctx = mp.get_context("spawn")
+        self._inbox = ctx.Queue()
+        self._outbox = ctx.Queue()
+        self._process = ctx.Process(target=_serve, args=(spec, factory, self._inbox, self._outbox), daemon=True)
+        self._process.start()
+        self.stats = WriterStats()
+        self._open = True
+
+    def add(self, cols: dict[str, np.ndarray]) -> None:
+        """Send new records (columns agent, reason, polarity, item, created, strength, last)."""
+        if len(cols["agent"]):
+            self._inbox.put(("add", cols))
+
+    def update(self, cols: dict[str, np.ndarray]) -> None:
+        """Send strength updates (columns agent, reason, polarity, strength, last)."""
+        if len(cols["agent"]):
+            self._inbox.put(("update", cols))
+
+    def reset(self) -> None:
+        """Empty the store (a run that never checkpointed starts over)."""
+        self._inbox.put(("reset", None))
+
+    def reconcile(self, step: int, cols: dict[str, np.ndarray]) -> None:
+        """Bring the store back to a checkpoint (see :meth:`RecordFactory.reconcile`)."""
+        self._inbox.put(("reconcile", {"step": step, **cols}))
+
+    def flush(self) -> WriterStats:
+        """Wait until everything sent is written; raise if the process failed."""
+        return self._roundtrip("flush")
+
+    def close(self) -> WriterStats:
+        """Flush and stop the process."""
+        if not self._open:
+            return self.stats
+        stats = self._roundtrip("stop")
+        self._process.join(timeout=60)
+        self._open = False
+        return stats
+
+    def _roundtrip(self, kind: str) -> WriterStats:
+        self._inbox.put((kind, None))
+        while True:
+            try:
+                _, stats, error = self._outbox.get(timeout=5)
+                break
+            except Exception as err:  # queue.Empty: check the process is alive, keep waiting
+                if not self._process.is_alive():
+                    raise RuntimeError("the memory writer process died") from err
+        self.stats = stats
+        if error is not None:
+            raise RuntimeError(f"memory writer failed: {error}")
+        return stats

@@ -1,0 +1,76 @@
+"""Assemble a run's parts from a scenario: dataset, item profiles, catalog tables, population."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tastesim.agents.population import Population, build_population, seed_memory
+from tastesim.analysis.cache import cached_embeddings, cached_profiles, default_cache_dir
+from tastesim.analysis.keyphrase import KeyphraseAnalyser
+from tastesim.analysis.profile import ItemProfile, read_profiles
+from tastesim.data import Dataset, load_dataset
+from tastesim.data.dataset import DataFormatError
+from tastesim.memory.embeddings import make_embedder
+from tastesim.memory.working import WorkingMemory
+from tastesim.rng import RandomTree
+from tastesim.scenario import Scenario
+from tastesim.scoring.tables import CatalogTables
+from tastesim.world.model import Catalog
+
+__all__ = ["Parts", "build_parts", "load_scenario_dataset", "profiles_for"]
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What a :class:`~tastesim.world.model.TasteModel` is made from."""
+
+    dataset: Dataset
+    profiles: list[ItemProfile]
+    catalog: Catalog
+    population: Population
+    memory: WorkingMemory
+    seeded_slots: np.ndarray
+
+
+def load_scenario_dataset(scenario: Scenario) -> Dataset:
+    """The scenario's dataset."""
+    cfg = scenario.dataset
+    return load_dataset(cfg.name, cfg.path, cfg.format)
+
+
+def profiles_for(dataset: Dataset, scenario: Scenario, profiles_path: Path | None = None) -> list[ItemProfile]:
+    """Item profiles in item order: from a file when given, else from the (cached) offline analyser."""
+    path = profiles_path or scenario.analyser.profiles
+    if path is not None:
+        by_item = {p.item: p for p in read_profiles(path)}
+        missing = [i for i in dataset.items["item"] if i not in by_item]
+        if missing:
+            raise DataFormatError(path, f"no profile for {len(missing)} item(s), e.g. {missing[:3]}")
+        return [by_item[i] for i in dataset.items["item"]]
+    analyser = KeyphraseAnalyser(make_embedder(scenario.analyser.embedder))
+    profiles, _, _ = cached_profiles(dataset, analyser.cache_tag, analyser.analyse, _cache_dir(scenario))
+    return profiles
+
+
+def _cache_dir(scenario: Scenario) -> Path:
+    return scenario.cache_dir or default_cache_dir()
+
+
+def build_parts(scenario: Scenario, dataset: Dataset, profiles: list[ItemProfile]) -> Parts:
+    """Catalog tables, population and seeded memory for ``scenario``."""
+    embedder = make_embedder(scenario.analyser.embedder)
+    tables, bank = CatalogTables.build(
+        profiles, lambda texts: cached_embeddings(texts, embedder.name, embedder.embed, _cache_dir(scenario))
+    )
+    pop_cfg = scenario.population
+    population, train_rows = build_population(
+        dataset, pop_cfg.users, pop_cfg.train_fraction, RandomTree(scenario.seed).generator("population")
+    )
+    memory, seeded = seed_memory(population, train_rows, tables, scenario.memory.capacity, pop_cfg.like_threshold)
+    share = np.asarray((population.train > 0).sum(axis=0)).ravel() / max(population.train.shape[0], 1)
+    self_information = -np.log2(np.maximum(share, 1.0 / max(population.train.shape[0], 1)))
+    catalog = Catalog(list(dataset.items["item"]), tables, bank, self_information)
+    return Parts(dataset, profiles, catalog, population, memory, seeded)

@@ -1,0 +1,199 @@
+"""The Mesa model: owns the clock, the random tree, the population arrays and the step's phases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mesa
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from tastesim.agents.population import Population
+from tastesim.agents.user import UserAgent
+from tastesim.memory.journal import MemoryJournal
+from tastesim.memory.working import DISLIKE, LIKE, WorkingMemory
+from tastesim.rng import RandomTree
+from tastesim.scoring.logical import Decisions, LogicalRule, PairFeatures, logical_features
+from tastesim.scoring.tables import CatalogTables, ReasonBank
+from tastesim.world.metrics import StepMetrics, make_collector
+from tastesim.world.recommenders import Recommender, SlateRequest
+
+__all__ = ["Catalog", "TasteModel"]
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The items as the simulation sees them."""
+
+    item_ids: list[str]
+    tables: CatalogTables
+    bank: ReasonBank
+    self_information: np.ndarray
+
+
+class TasteModel(mesa.Model):
+    """A population of :class:`UserAgent` facing one recommender.
+
+    Each step reads like the story: ``activate`` -> ``recommend`` -> ``decide`` (one batched call for all
+    slates) -> ``remember`` -> ``collect``.
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        population: Population,
+        memory: WorkingMemory,
+        recommender: Recommender,
+        rule: LogicalRule,
+        seed: int,
+        slate_size: int = 10,
+        allow_repeats: bool = False,
+        activity: float = 1.0,
+        journal: MemoryJournal | None = None,
+    ) -> None:
+        super().__init__(seed=seed)
+        self.catalog = catalog
+        self.population = population
+        self.memory = memory
+        self.recommender = recommender
+        self.rule = rule
+        self.random_tree = RandomTree(seed)
+        self.slate_size = slate_size
+        self.allow_repeats = allow_repeats
+        self.journal = journal
+        self.consumed = population.consumed.copy()
+        self._holdout = sp.csr_matrix(
+            (
+                np.ones(sum(h.size for h in population.holdout), dtype=bool),
+                (
+                    np.repeat(np.arange(len(population.holdout)), [h.size for h in population.holdout]),
+                    np.concatenate(population.holdout) if population.holdout else np.zeros(0, dtype=np.int64),
+                ),
+            ),
+            shape=population.consumed.shape,
+        )
+        for index, (user, segment) in enumerate(zip(population.users, population.segments, strict=True)):
+            UserAgent(self, index=index, user=str(user), segment=segment, activity=activity)
+        self.metrics = StepMetrics(len(catalog.item_ids), catalog.tables.primary, catalog.self_information)
+        self.datacollector = make_collector(self.metrics)
+        self.last_interactions: pd.DataFrame | None = None
+        recommender.fit(population.train)
+
+    # -- phases -------------------------------------------------------------------------------------
+    def activate(self) -> np.ndarray:
+        """Indices of the agents acting this step (each with its own activity probability)."""
+        draws = self.random_tree.generator("activity", self.steps).random(len(self.agents))
+        return np.array(
+            sorted(a.index for a in self.agents.select(lambda a: a.wants_to_act(draws[a.index]))), dtype=np.int64
+        )
+
+    def recommend(self, active: np.ndarray) -> np.ndarray:
+        """Ask the recommender for one slate per acting agent; blocked items are dropped."""
+        blocked = (
+            np.zeros((len(active), self.consumed.shape[1]), dtype=bool) if self.allow_repeats else self.consumed[active]
+        )
+        request = SlateRequest(
+            agents=active,
+            history=sp.csr_matrix(self.consumed[active], dtype=np.float32),
+            blocked=blocked,
+            k=self.slate_size,
+            step=self.steps,
+            rng=self.random_tree.generator("recommender", self.steps),
+        )
+        slates = np.asarray(self.recommender.recommend(request), dtype=np.int64).reshape(len(active), self.slate_size)
+        inside = (slates >= 0) & (slates < self.consumed.shape[1])
+        slates = np.where(inside, slates, -1)
+        illegal = np.take_along_axis(blocked, np.where(inside, slates, 0), axis=1) & inside
+        return np.where(illegal, -1, slates)
+
+    def decide(self, active: np.ndarray, slates: np.ndarray) -> tuple[Decisions, PairFeatures]:
+        """One batched call decides every shown item of the step."""
+        features = logical_features(self.memory, active, slates, self.catalog.tables, self.catalog.bank)
+        decisions = self.rule.decide(features, slates >= 0, self.random_tree.generator("decide", self.steps))
+        return decisions, features
+
+    def remember(self, active: np.ndarray, slates: np.ndarray, decisions: Decisions) -> int:
+        """Consume clicked items; liked items add like memories, disliked items dislike memories."""
+        tables = self.catalog.tables
+        agent_of = np.broadcast_to(active[:, None], slates.shape)
+        self.consumed[agent_of[decisions.click], slates[decisions.click]] = True
+        new = 0
+        for polarity, chosen, reasons_of in (
+            (LIKE, decisions.like, tables.like),
+            (DISLIKE, decisions.dislike, tables.dislike),
+        ):
+            agents, items = agent_of[chosen], slates[chosen]
+            if items.size == 0:
+                continue
+            reasons = reasons_of[items]
+            width = reasons.shape[1]
+            changes = self.memory.remember(
+                agents=np.repeat(agents, width),
+                reasons=reasons.ravel(),
+                polarity=np.full(reasons.size, polarity, dtype=np.int8),
+                category_mask=np.repeat(tables.category_mask[items], width),
+                items=np.repeat(items, width),
+                step=self.steps,
+            )
+            new += len(changes.created)
+            if self.journal is not None:
+                self.journal.reinforced(changes.reinforced)
+                self.journal.created(changes.created)
+        return new
+
+    def collect(
+        self, active: np.ndarray, slates: np.ndarray, decisions: Decisions, features: PairFeatures, new: int
+    ) -> None:
+        """Record the step's metrics and its interaction rows."""
+        shown = slates >= 0
+        agent_of = np.broadcast_to(active[:, None], slates.shape)
+        hits = int(self._holdout[agent_of[shown], slates[shown]].sum()) if shown.any() else 0
+        self.metrics.measure(slates, decisions, hits, int((self.memory.reason >= 0).sum()), new)
+        self.datacollector.collect(self)
+        position = np.broadcast_to(np.arange(slates.shape[1]), slates.shape)
+        item_ids = np.asarray(self.catalog.item_ids, dtype=object)
+        self.last_interactions = pd.DataFrame(
+            {
+                "step": np.full(int(shown.sum()), self.steps, dtype=np.int32),
+                "agent": agent_of[shown].astype(np.int32),
+                "user": self.population.users[agent_of[shown]],
+                "item": item_ids[slates[shown]],
+                "position": position[shown].astype(np.int16),
+                "click": decisions.click[shown],
+                "like": decisions.like[shown],
+                "dislike": decisions.dislike[shown],
+                "kw_pos": features.kw_pos[shown].astype(np.int16),
+                "kw_neg": features.kw_neg[shown].astype(np.int16),
+                "sim_pos": features.sim_pos[shown].astype(np.float32),
+                "sim_neg": features.sim_neg[shown].astype(np.float32),
+                "appeal": features.appeal[shown].astype(np.float32),
+            }
+        )
+
+    def step(self) -> None:
+        """One simulation step."""
+        active = self.activate()
+        slates = self.recommend(active)
+        decisions, features = self.decide(active, slates)
+        new = self.remember(active, slates, decisions)
+        self.collect(active, slates, decisions, features, new)
+
+    # -- checkpoint state ---------------------------------------------------------------------------
+    def state(self) -> dict[str, np.ndarray]:
+        """Everything that changes during a run (random draws are derived from seed and step)."""
+        return {
+            "steps": np.array(self.steps),
+            "consumed": np.packbits(self.consumed, axis=1),
+            "shown_ever": self.metrics.shown_ever,
+            **{f"memory_{k}": v for k, v in self.memory.state().items()},
+        }
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        """Inverse of :meth:`state`."""
+        self.steps = int(state["steps"])
+        self.consumed[...] = np.unpackbits(state["consumed"], axis=1, count=self.consumed.shape[1]).astype(bool)
+        self.metrics.shown_ever[...] = state["shown_ever"]
+        for key, value in state.items():
+            if key.startswith("memory_"):
+                getattr(self.memory, key.removeprefix("memory_"))[...] = value

