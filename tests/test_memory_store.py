@@ -250,6 +250,7 @@ def test_reconcile_restores_a_checkpoint(store: MemoryStore) -> None:
             strength=[1.0, 1.0, 1.0],
             last=[1, 2, 4],
         ),
+        known=set(),
     )
     factory.update(store, _cols(agent=[0, 0], reason=[0, 1], polarity=[1, 1], strength=[5.0, 2.0], last=[5, 3]))
     # Checkpoint at step 2: reason 0 had strength 1.0 (last 1), reason 1 strength 1.0 (last 2).
@@ -265,3 +266,18 @@ def test_reconcile_restores_a_checkpoint(store: MemoryStore) -> None:
     factory.reconcile(store, 2, checkpoint)
     records = {r.id: (r.strength, r.last_step) for r in store.get()}
     assert records == {"a0-r0-L": (1.0, 1), "a0-r1-L": (1.0, 2)}  # a0-r3-D (created at 4) is gone
+
+
+def test_add_inserts_new_ids_and_overwrites_known_ones(store: MemoryStore) -> None:
+    factory = _factory()
+    known: set[str] = set()
+    first = _cols(agent=[3], reason=[0], polarity=[1], item=[0], created=[1], strength=[1.0], last=[1])
+    factory.add(store, first, known)
+    assert known == {"a3-r0-L"}
+    # The same memory formed again later (after eviction from working memory): the record is replaced.
+    again = _cols(
+        agent=[3, 3], reason=[0, 1], polarity=[1, 1], item=[1, 1], created=[6, 6], strength=[1.0, 1.0], last=[6, 6]
+    )
+    factory.add(store, again, known)
+    records = {r.id: (r.item_id, r.step) for r in store.get(agent_id=3)}
+    assert records == {"a3-r0-L": (factory.item_ids[1], 6), "a3-r1-L": (factory.item_ids[1], 6)}

@@ -45,7 +45,7 @@ class PopulationConfig(_Section):
 class MemoryConfig(_Section):
     """Agent memory: working set in RAM, long-term store in Chroma."""
 
-    capacity: int = Field(32, ge=1, le=512, description="distinct reasons each agent keeps in working memory")
+    capacity: int = Field(16, ge=1, le=512, description="distinct reasons each agent keeps in working memory")
     server: str | None = Field(None, pattern=r"^https?://", description="Chroma server URL; embedded store when empty")
     checkpoint_every: int = Field(5, ge=1, description="steps between checkpoints (each flushes memory writes)")
 
@@ -76,9 +76,11 @@ class RecommenderConfig(_Section):
 class DecisionConfig(_Section):
     """Parameters of the logical rule (see tastesim.scoring.logical)."""
 
-    click_threshold: float = Field(0.6, ge=-1, le=1)
-    click_temperature: float = Field(0.08, gt=0)
-    tie_like: float = Field(0.5, ge=0, le=1)
+    click_threshold: float = Field(0.8, ge=-1, le=1, description="appeal at which a click is a coin flip")
+    click_temperature: float = Field(0.08, gt=0, description="softness of the click threshold")
+    tie_like: float | None = Field(
+        None, ge=0, le=1, description="probability of like on a tied vote; empty = the training like rate"
+    )
 
 
 class Scenario(_Section):

@@ -23,6 +23,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -70,7 +71,7 @@ def _phrases(text: str, skip: frozenset[str]) -> list[str]:
     out: list[str] = []
     for run in runs:
         out.extend(run)
-        out.extend(f"{a} {b}" for a, b in zip(run, run[1:], strict=False))
+        out.extend(f"{a} {b}" for a, b in pairwise(run))
     return list(dict.fromkeys(out))
 
 

@@ -40,7 +40,7 @@ class MiniLMEmbedder:
         self.batch_size = batch_size
         self._model = None
 
-    def _load(self):  # noqa: ANN202 - returns a SentenceTransformer, imported lazily
+    def _load(self):
         if self._model is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

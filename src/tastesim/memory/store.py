@@ -17,8 +17,8 @@ import numpy as np
 __all__ = ["MemoryRecord", "MemoryStore", "StoreSpec", "open_store", "record_id"]
 
 # Cheaper HNSW construction than Chroma's default (measured here: ~2x faster inserts); recall by agent
-# filter is exact enough at these sizes.
-_HNSW = {"space": "cosine", "ef_construction": 32, "max_neighbors": 8}
+# filter stays exact with a wide search (ef_search), which costs ~ms per query.
+_HNSW = {"space": "cosine", "ef_construction": 32, "max_neighbors": 8, "ef_search": 400}
 
 
 def record_id(agent: int, reason: int, polarity: int) -> str:
@@ -56,9 +56,24 @@ class MemoryStore:
         """Number of records."""
         return self._collection.count()
 
-    def add(self, ids: Sequence[str], vectors: np.ndarray, texts: Sequence[str], metadatas: Sequence[dict]) -> None:
-        """Insert or overwrite records."""
-        self._collection.upsert(ids=list(ids), embeddings=vectors, documents=list(texts), metadatas=list(metadatas))
+    def add(
+        self,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        texts: Sequence[str],
+        metadatas: Sequence[dict],
+        overwrite: bool = True,
+    ) -> None:
+        """Insert records; with ``overwrite`` (upsert) existing ids are replaced, else they must be new.
+
+        Plain inserts are ~15 % faster in embedded Chroma, so writers that know an id is new say so.
+        """
+        write = self._collection.upsert if overwrite else self._collection.add
+        write(ids=list(ids), embeddings=vectors, documents=list(texts), metadatas=list(metadatas))
+
+    def ids(self) -> list[str]:
+        """Every record id."""
+        return self._collection.get(include=[])["ids"]
 
     def update(self, ids: Sequence[str], metadatas: Sequence[dict]) -> None:
         """Update metadata of existing records (strength, last step)."""

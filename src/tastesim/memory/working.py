@@ -2,7 +2,8 @@
 
 Each agent holds at most ``capacity`` distinct (reason, polarity) memories. Remembering a reason the agent
 already holds adds to its strength; a new reason takes a free slot or evicts the weakest (then oldest)
-memory (a newcomer weaker than every held memory is not kept). Evicted memories stay in the long-term store (Chroma); only the working set drives decisions.
+memory (a newcomer weaker than every held memory is not kept). Evicted memories stay in the long-term
+store (Chroma); only the working set drives decisions.
 Every change is reported as a :class:`MemoryChanges` so the store can be kept in step behind the run.
 """
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["LIKE", "DISLIKE", "MemoryChanges", "WorkingMemory"]
+__all__ = ["DISLIKE", "LIKE", "MemoryChanges", "WorkingMemory"]
 
 LIKE = 1
 DISLIKE = -1
@@ -68,6 +69,7 @@ class WorkingMemory:
 
     def remember(
         self,
+        *,
         agents: np.ndarray,
         reasons: np.ndarray,
         polarity: np.ndarray,
@@ -108,11 +110,20 @@ class WorkingMemory:
         reinforced = np.stack([a, s], axis=1).astype(np.int64)
 
         new = np.flatnonzero(~found)
-        created_arr = self._place(agents[new], reasons[new], polarity[new], mask[new], items[new], total[new], step)
+        created_arr = self._place(
+            agents=agents[new],
+            reasons=reasons[new],
+            polarity=polarity[new],
+            mask=mask[new],
+            items=items[new],
+            strength=total[new],
+            step=step,
+        )
         return MemoryChanges(created_arr, reinforced)
 
     def _place(
         self,
+        *,
         agents: np.ndarray,
         reasons: np.ndarray,
         polarity: np.ndarray,

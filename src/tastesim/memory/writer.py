@@ -49,8 +49,17 @@ class RecordFactory:
             for a, r, p in zip(cols["agent"], cols["reason"], cols["polarity"], strict=True)
         ]
 
-    def add(self, store: MemoryStore, cols: dict[str, np.ndarray]) -> None:
-        """Insert (or overwrite) one record per row."""
+    def add(self, store: MemoryStore, cols: dict[str, np.ndarray], known: set[str]) -> None:
+        """Insert one record per row: plain inserts for new ids, upserts for ids in ``known`` (updated)."""
+        ids = self.ids(cols)
+        seen = np.array([i in known for i in ids], dtype=bool)
+        if seen.any():
+            self._write(store, {k: v[seen] for k, v in cols.items()}, overwrite=True)
+        if (~seen).any():
+            self._write(store, {k: v[~seen] for k, v in cols.items()}, overwrite=False)
+        known.update(ids)
+
+    def _write(self, store: MemoryStore, cols: dict[str, np.ndarray], overwrite: bool) -> None:
         reasons = cols["reason"]
         metadatas = [
             {
@@ -72,7 +81,9 @@ class RecordFactory:
                 strict=True,
             )
         ]
-        store.add(self.ids(cols), self.reason_vectors[reasons], [self.reason_texts[r] for r in reasons], metadatas)
+        store.add(
+            self.ids(cols), self.reason_vectors[reasons], [self.reason_texts[r] for r in reasons], metadatas, overwrite
+        )
 
     def update(self, store: MemoryStore, cols: dict[str, np.ndarray]) -> None:
         """Update strength and last step of existing records."""
@@ -97,6 +108,7 @@ class RecordFactory:
 
 def _serve(spec: StoreSpec, factory: RecordFactory, inbox: Any, outbox: Any) -> None:
     store = spec.open()
+    known: set[str] | None = None  # ids in the store, read on the first add (a resumed run has some)
     added = updated = 0
     busy = 0.0
     error: str | None = None
@@ -114,22 +126,25 @@ def _serve(spec: StoreSpec, factory: RecordFactory, inbox: Any, outbox: Any) -> 
             if kind == "reset":
                 store.drop()
                 store = spec.open()
+                known = set()
                 continue
             if kind == "reconcile":
                 factory.reconcile(store, payload.pop("step"), payload)
+                known = None
                 continue
             n = len(payload["agent"])
             for lo in range(0, n, _BATCH):
                 part = {k: v[lo : lo + _BATCH] for k, v in payload.items()}
                 if kind == "add":
-                    factory.add(store, part)
+                    known = set(store.ids()) if known is None else known
+                    factory.add(store, part, known)
                 else:
                     factory.update(store, part)
             if kind == "add":
                 added += n
             else:
                 updated += n
-        except Exception as err:  # noqa: BLE001 - reported to the simulation on the next flush
+        except Exception as err:
             error = f"{type(err).__name__}: {err}"
         busy += time.perf_counter() - started
 

@@ -93,7 +93,7 @@ class CatalogTables:
         return cached
 
     @staticmethod
-    def build(profiles: Sequence[ItemProfile], embed) -> tuple[CatalogTables, ReasonBank]:  # noqa: ANN001
+    def build(profiles: Sequence[ItemProfile], embed) -> tuple[CatalogTables, ReasonBank]:
         """Index ``profiles`` (in item row order); ``embed(texts) -> (n, d)`` gives reason vectors."""
         texts: dict[str, int] = {}
         kw_vocab: dict[str, int] = {}

@@ -46,6 +46,7 @@ class TasteModel(mesa.Model):
         memory: WorkingMemory,
         recommender: Recommender,
         rule: LogicalRule,
+        *,
         seed: int,
         slate_size: int = 10,
         allow_repeats: bool = False,

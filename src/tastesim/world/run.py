@@ -28,7 +28,7 @@ from tastesim.memory.store import StoreSpec
 from tastesim.memory.writer import RecordFactory, WriterStats
 from tastesim.scenario import Scenario, load_scenario
 from tastesim.scoring.logical import LogicalRule
-from tastesim.world.build import build_parts, load_scenario_dataset, profiles_for
+from tastesim.world.build import Parts, build_parts, load_scenario_dataset, profiles_for
 from tastesim.world.metrics import METRICS
 from tastesim.world.model import TasteModel
 from tastesim.world.plots import write_plots
@@ -55,13 +55,7 @@ def _quiet(_phase: str, _done: int, _total: int) -> None:
     return None
 
 
-def run_scenario(
-    scenario: Scenario | None,
-    out: Path,
-    resume: bool = False,
-    progress: Progress = _quiet,
-    stop_after: int | None = None,
-) -> RunResult:
+def run_scenario(scenario: Scenario | None, out: Path, resume: bool = False, progress: Progress = _quiet) -> RunResult:
     """Run (or resume) a scenario into ``out``.
 
     Args:
@@ -69,19 +63,41 @@ def run_scenario(
         out: Output folder. A new run refuses a folder that already holds a run.
         resume: Continue the run in ``out`` from its last checkpoint.
         progress: Callback ``(phase, done, total)`` for progress display.
-        stop_after: Stop after this many steps of this invocation without finishing (for tests).
     """
     out = Path(out)
     started = time.perf_counter()
+    scenario = _scenario_for(scenario, out, resume)
+    model, journal = _open(scenario, out, resume, progress)
+    step_seconds = 0.0
+    while model.steps < scenario.steps:
+        tick = time.perf_counter()
+        model.step()
+        step_seconds += time.perf_counter() - tick
+        model.last_interactions.to_parquet(out / "parts" / f"step-{model.steps:06d}.parquet", index=False)
+        if model.steps % scenario.memory.checkpoint_every == 0 or model.steps == scenario.steps:
+            journal.sync()
+            _write_checkpoint(out / "checkpoint.npz", model)
+        progress("simulating", model.steps, scenario.steps)
+    progress("writing outputs", 0, 1)
+    stats = journal.close()
+    summary = _finish(out, model, scenario, stats=stats, step_seconds=step_seconds, wall=time.perf_counter() - started)
+    return RunResult(out, summary)
+
+
+def _scenario_for(scenario: Scenario | None, out: Path, resume: bool) -> Scenario:
     if resume:
         if not (out / "scenario.yaml").exists():
             raise RunError(f"{out} holds no run to resume (no scenario.yaml)")
-        scenario = load_scenario(out / "scenario.yaml")
-    elif scenario is None:
+        return load_scenario(out / "scenario.yaml")
+    if scenario is None:
         raise RunError("a new run needs a scenario")
-    elif (out / "scenario.yaml").exists():
+    if (out / "scenario.yaml").exists():
         raise RunError(f"{out} already holds a run: resume it with --resume or choose another --out")
+    return scenario
 
+
+def _open(scenario: Scenario, out: Path, resume: bool, progress: Progress) -> tuple[TasteModel, MemoryJournal]:
+    """Build the model; for a resumed run, restore it and bring the store back to the checkpoint."""
     progress("loading data", 0, 1)
     dataset = load_scenario_dataset(scenario)
     out.mkdir(parents=True, exist_ok=True)
@@ -92,11 +108,6 @@ def run_scenario(
         write_profiles(profiles, profiles_path)
     progress("seeding memories", 0, 1)
     parts = build_parts(scenario, dataset, profiles)
-
-    checkpoint = _read_checkpoint(out / "checkpoint.npz") if resume else None
-    spec = StoreSpec(
-        None if scenario.memory.server else out / "memory", f"tastesim-{scenario.name}", scenario.memory.server
-    )
     tables = parts.catalog.tables
     factory = RecordFactory(
         parts.catalog.bank.texts,
@@ -104,7 +115,10 @@ def run_scenario(
         parts.catalog.item_ids,
         [tables.categories[c] for c in tables.primary],
     )
-    journal = MemoryJournal(spec, parts.memory, factory)
+    memory_path = None if scenario.memory.server else out / "memory"
+    journal = MemoryJournal(
+        StoreSpec(memory_path, f"tastesim-{scenario.name}", scenario.memory.server), parts.memory, factory
+    )
     rec_cfg = scenario.recommender
     options = {"neighbours": rec_cfg.neighbours} if rec_cfg.name == "itemknn" else {}
     model = TasteModel(
@@ -112,13 +126,14 @@ def run_scenario(
         parts.population,
         parts.memory,
         make_recommender(rec_cfg.name, **options),
-        LogicalRule(**scenario.decision.model_dump()),
-        scenario.seed,
-        rec_cfg.slate_size,
-        rec_cfg.allow_repeats,
-        scenario.population.activity,
-        journal,
+        _rule(scenario, parts),
+        seed=scenario.seed,
+        slate_size=rec_cfg.slate_size,
+        allow_repeats=rec_cfg.allow_repeats,
+        activity=scenario.population.activity,
+        journal=journal,
     )
+    checkpoint = _read_checkpoint(out / "checkpoint.npz") if resume else None
     if checkpoint is None:
         (out / "scenario.yaml").write_text(scenario.to_yaml(), encoding="utf-8")
         shutil.rmtree(out / "parts", ignore_errors=True)
@@ -132,26 +147,16 @@ def run_scenario(
             if int(part.stem.split("-")[1]) > model.steps:
                 part.unlink()
     (out / "parts").mkdir(exist_ok=True)
+    return model, journal
 
-    step_seconds = 0.0
-    done_now = 0
-    while model.steps < scenario.steps:
-        tick = time.perf_counter()
-        model.step()
-        step_seconds += time.perf_counter() - tick
-        model.last_interactions.to_parquet(out / "parts" / f"step-{model.steps:06d}.parquet", index=False)
-        done_now += 1
-        if model.steps % scenario.memory.checkpoint_every == 0 or model.steps == scenario.steps:
-            journal.sync()
-            _write_checkpoint(out / "checkpoint.npz", model)
-        progress("simulating", model.steps, scenario.steps)
-        if stop_after is not None and done_now >= stop_after:
-            journal.writer.close()
-            return RunResult(out, {})
-    progress("writing outputs", 0, 1)
-    stats = journal.close()
-    summary = _finish(out, model, scenario, stats, step_seconds, time.perf_counter() - started)
-    return RunResult(out, summary)
+
+def _rule(scenario: Scenario, parts: Parts) -> LogicalRule:
+    """The logical rule; a tie defaults to the training data's like rate."""
+    cfg = scenario.decision
+    train = parts.population.train
+    base_rate = float((train.data >= scenario.population.like_threshold).mean()) if train.nnz else 0.5
+    tie = cfg.tie_like if cfg.tie_like is not None else base_rate
+    return LogicalRule(cfg.click_threshold, cfg.click_temperature, tie)
 
 
 def _write_checkpoint(path: Path, model: TasteModel) -> None:
@@ -176,7 +181,7 @@ def _restore_metrics(model: TasteModel, rows: dict[str, list]) -> None:
 
 
 def _finish(
-    out: Path, model: TasteModel, scenario: Scenario, stats: WriterStats, step_seconds: float, wall: float
+    out: Path, model: TasteModel, scenario: Scenario, *, stats: WriterStats, step_seconds: float, wall: float
 ) -> dict:
     metrics = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
     metrics.insert(0, "step", np.arange(1, len(metrics) + 1))

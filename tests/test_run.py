@@ -1,0 +1,174 @@
+"""Whole runs on real ML-100K users: outputs, determinism, store consistency, resume after kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from tastesim.memory.store import open_store, record_id
+from tastesim.scenario import load_scenario
+from tastesim.world.metrics import METRICS
+from tastesim.world.run import RunError, run_scenario
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One profile/embedding cache for every run of the session (the analyser runs once)."""
+    return tmp_path_factory.mktemp("cache")
+
+
+def write_scenario(folder: Path, cache_dir: Path, **fields: object) -> Path:
+    """A small ML-100K scenario file with ``fields`` merged over the defaults."""
+    data: dict = {
+        "name": "small",
+        "seed": 7,
+        "steps": 6,
+        "population": {"users": 120},
+        "memory": {"checkpoint_every": 2},
+        "recommender": {"name": "itemknn"},
+        "cache_dir": str(cache_dir),
+    }
+    for key, value in fields.items():
+        data[key] = {**data[key], **value} if isinstance(value, dict) and key in data else value
+    path = folder / "scenario.yaml"
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def run_small(tmp_path: Path, cache_dir: Path, name: str = "run", **fields: object) -> Path:
+    scenario = load_scenario(write_scenario(tmp_path / f"{name}-cfg", cache_dir, **fields))
+    return run_scenario(scenario, tmp_path / name).folder
+
+
+@pytest.mark.slow
+def test_small_run_writes_a_complete_output_folder(tmp_path: Path, cache_dir: Path) -> None:
+    out = run_small(tmp_path, cache_dir)
+    for name in ("scenario.yaml", "profiles.jsonl", "metrics.parquet", "interactions.parquet", "summary.json"):
+        assert (out / name).is_file(), name
+    assert sorted(p.name for p in (out / "plots").glob("*.png")) == [
+        "coverage.png",
+        "diversity.png",
+        "memory.png",
+        "rates.png",
+    ]
+    metrics = pd.read_parquet(out / "metrics.parquet")
+    assert list(metrics["step"]) == [1, 2, 3, 4, 5, 6]
+    assert set(METRICS) <= set(metrics.columns)
+    assert (metrics["active_agents"] == 120).all()
+    assert ((metrics["click_rate"] >= 0) & (metrics["click_rate"] <= 1)).all()
+    interactions = pd.read_parquet(out / "interactions.parquet")
+    assert len(interactions) == metrics["shown"].sum()
+    assert interactions["click"].sum() == metrics["clicks"].sum()
+    assert (interactions["like"] & interactions["dislike"]).sum() == 0
+    assert (interactions["like"] <= interactions["click"]).all()
+    # No agent is ever shown an item it consumed before (repeats are off by default).
+    shown_twice = interactions[interactions["click"]].duplicated(["agent", "item"]).sum()
+    assert shown_twice == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["agents"] == 120 and summary["steps"] == 6
+    assert summary["decisions"] == len(interactions)
+    resolved = yaml.safe_load((out / "scenario.yaml").read_text())
+    assert resolved["population"]["users"] == 120 and resolved["seed"] == 7
+
+
+@pytest.mark.slow
+def test_store_holds_every_working_memory(tmp_path: Path, cache_dir: Path) -> None:
+    out = run_small(tmp_path, cache_dir)
+    with np.load(out / "checkpoint.npz") as state:
+        reason, polarity, strength = state["memory_reason"], state["memory_polarity"], state["memory_strength"]
+    store = open_store(out / "memory", "tastesim-small")
+    records = {r.id: r for r in store.get()}
+    assert store.count() == json.loads((out / "summary.json").read_text())["memory_records"]
+    held = np.argwhere(reason >= 0)
+    assert len(held) > 120 * 5
+    for agent, slot in held:
+        record = records[record_id(int(agent), int(reason[agent, slot]), int(polarity[agent, slot]))]
+        assert record.agent_id == agent
+        assert record.strength == pytest.approx(float(strength[agent, slot]), rel=1e-6)
+    # Recall through Chroma with filters returns only that agent's memories of that polarity.
+    agent = int(held[0][0])
+    probe = store.get(agent_id=agent, polarity="like", limit=1)[0]
+    vector = store._collection.get(ids=[probe.id], include=["embeddings"])["embeddings"][0]
+    recalled = store.recall(np.asarray(vector), agent_id=agent, k=3, polarity="like")
+    assert recalled[0].id == probe.id
+    assert all(r.agent_id == agent and r.polarity == "like" for r in recalled)
+
+
+@pytest.mark.slow
+def test_same_seed_gives_identical_metrics_and_interactions(tmp_path: Path, cache_dir: Path) -> None:
+    first = run_small(tmp_path, cache_dir, name="a")
+    second = run_small(tmp_path, cache_dir, name="b")
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(first / "metrics.parquet"), pd.read_parquet(second / "metrics.parquet")
+    )
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(first / "interactions.parquet"), pd.read_parquet(second / "interactions.parquet")
+    )
+    other = run_small(tmp_path, cache_dir, name="c", seed=8)
+    assert not pd.read_parquet(other / "interactions.parquet").equals(pd.read_parquet(first / "interactions.parquet"))
+
+
+def test_new_run_refuses_a_folder_holding_a_run(tmp_path: Path, cache_dir: Path) -> None:
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "scenario.yaml").write_text("name: x\n")
+    scenario = load_scenario(write_scenario(tmp_path / "cfg", cache_dir))
+    with pytest.raises(RunError, match="already holds a run"):
+        run_scenario(scenario, tmp_path / "busy")
+    with pytest.raises(RunError, match="no run to resume"):
+        run_scenario(None, tmp_path / "nothing", resume=True)
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tastesim.cli", *args]
+
+
+@pytest.mark.slow
+def test_resume_after_kill_minus_nine_matches_an_uninterrupted_run(tmp_path: Path, cache_dir: Path) -> None:
+    fields = {"steps": 12, "population": {"users": 400}, "memory": {"checkpoint_every": 4}}
+    reference = run_small(tmp_path, cache_dir, name="reference", **fields)
+
+    scenario = write_scenario(tmp_path / "killed-cfg", cache_dir, **fields)
+    out = tmp_path / "killed"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        _cli("run", str(scenario), "--out", str(out)),
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 240
+    while not (out / "parts" / "step-000006.parquet").exists():
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline, "the run made no progress"
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGKILL)  # the run and its memory writer process, mid-step
+    proc.wait()
+    assert not (out / "summary.json").exists()
+    with np.load(out / "checkpoint.npz") as state:
+        assert int(state["steps"]) in (4, 8)
+
+    resumed = subprocess.run(
+        _cli("run", str(out), "--resume"), env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(out / "metrics.parquet"), pd.read_parquet(reference / "metrics.parquet")
+    )
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(out / "interactions.parquet"), pd.read_parquet(reference / "interactions.parquet")
+    )
+    ours = {r.id: r.strength for r in open_store(out / "memory", "tastesim-small").get()}
+    theirs = {r.id: r.strength for r in open_store(reference / "memory", "tastesim-small").get()}
+    assert ours == theirs
