@@ -3,42 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
-__all__ = ["app", "main"]
+from tastesim.crs.cli import serve_crs
+from tastesim.eval.cli import eval_app
+from tastesim.llm.cli import analyze, llm_app
+from tastesim.report.cli import report
+from tastesim.terminal import USER_ERROR, PhaseProgress, console, fail, offline
+
+__all__ = ["USER_ERROR", "app", "main"]
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Simulate populations of recommender-system users.")
-console = Console()
-err_console = Console(stderr=True)
-
-USER_ERROR = 2
-
-
-def _offline() -> None:
-    """Nothing in tastesim downloads: keep Hugging Face libraries from trying."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-def _fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(USER_ERROR)
 
 
 @app.command()
@@ -49,7 +28,7 @@ def validate(scenario: Annotated[Path, typer.Argument(help="scenario YAML file")
     try:
         resolved = load_scenario(scenario)
     except ScenarioError as err:
-        _fail(str(err))
+        fail(str(err))
     console.print(f"[green]ok[/] {scenario}")
     console.print(resolved.to_yaml(), highlight=False)
 
@@ -65,7 +44,7 @@ def run(
     ] = False,
 ) -> None:
     """Run a scenario (or resume a killed run) and write its output folder."""
-    _offline()
+    offline()
     from tastesim.data.dataset import DataFormatError
     from tastesim.scenario import ScenarioError, load_scenario
     from tastesim.world.run import RunError, run_scenario
@@ -76,42 +55,11 @@ def run(
         else:
             scenario = load_scenario(target)
             folder = out or Path("runs") / scenario.name
-        with _progress() as report:
+        with PhaseProgress() as report:
             result = run_scenario(scenario, folder, resume=resume, progress=report)
     except (ScenarioError, DataFormatError, RunError) as err:
-        _fail(str(err))
+        fail(str(err))
     _print_summary(result.folder, result.summary)
-
-
-class _progress:
-    """A rich progress display fed by ``run_scenario``'s ``(phase, done, total)`` callback."""
-
-    def __enter__(self):
-        self._bar = Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=err_console,
-            transient=False,
-        )
-        self._bar.__enter__()
-        self._tasks: dict[str, int] = {}
-        return self._report
-
-    def _report(self, phase: str, done: int, total: int) -> None:
-        for name, task in self._tasks.items():
-            if name != phase:
-                self._bar.update(task, completed=self._bar.tasks[task].total)
-        if phase not in self._tasks:
-            self._tasks[phase] = self._bar.add_task(phase, total=total, completed=done)
-        else:
-            self._bar.update(self._tasks[phase], completed=done, total=total)
-
-    def __exit__(self, *exc: object) -> None:
-        self._bar.__exit__(*exc)
 
 
 def _print_summary(folder: Path, summary: dict) -> None:
@@ -135,6 +83,13 @@ def _print_summary(folder: Path, summary: dict) -> None:
     table.add_row("decisions/s", str(timing["decisions_per_second"]))
     console.print(table)
     console.print(f"outputs in [bold]{folder}[/] (summary.json: {json.dumps(summary['timing'])})", highlight=False)
+
+
+app.command("analyze")(analyze)
+app.add_typer(llm_app, name="llm")
+app.command("serve-crs")(serve_crs)
+app.add_typer(eval_app, name="eval")
+app.command("report")(report)
 
 
 def main() -> None:

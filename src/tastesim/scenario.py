@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -53,34 +53,173 @@ class MemoryConfig(_Section):
 class AnalyserConfig(_Section):
     """How item profiles are obtained."""
 
-    kind: Literal["keyphrase"] = "keyphrase"
+    kind: Literal["keyphrase", "llamacpp", "ollama"] = Field(
+        "keyphrase", description="offline analyser, embedded GGUF model (llama.cpp), or an Ollama server"
+    )
     profiles: Path | None = Field(None, description="JSONL of item profiles to use instead of analysing")
     embedder: Literal["minilm", "hashing"] = "minilm"
+    model: str | None = Field(None, description="Ollama model name or GGUF path; the backend's default when empty")
+    base_url: str | None = Field(None, pattern=r"^https?://", description="Ollama server; $OLLAMA_HOST when empty")
+    timeout_s: float = Field(120.0, gt=0, le=3600, description="seconds per LLM request")
+    retries: int = Field(2, ge=0, le=10, description="retries of a request after a timeout or server error")
+    concurrency: int = Field(2, ge=1, le=64, description="LLM requests in flight at once")
+    reviews: Path | None = Field(None, description="reviews (JSONL or item,rating,text CSV) for the subjective path")
+    reviews_per_item: int = Field(5, ge=0, le=100, description="reviews analysed per item")
+    max_tokens: int = Field(96, ge=8, le=4096, description="token limit of one objective reply")
+    keyword_min_count: int = Field(2, ge=1, description="keywords in fewer items are dropped")
+    keyword_max_share: float = Field(0.3, gt=0, le=1, description="keywords in a larger share of items are dropped")
 
     @model_validator(mode="after")
     def _exists(self) -> AnalyserConfig:
-        if self.profiles is not None and not self.profiles.is_file():
-            raise ValueError(f"profiles file {str(self.profiles)!r} not found")
+        for name in ("profiles", "reviews"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name} file {str(path)!r} not found")
         return self
 
 
 class RecommenderConfig(_Section):
     """The recommender under test."""
 
-    name: Literal["random", "popularity", "itemknn"] = "popularity"
+    name: Literal["diverse", "random", "popularity", "itemknn"] = "popularity"  # diverse: tastesim.world.rerank
     slate_size: int = Field(10, ge=1, le=200)
     allow_repeats: bool = False
     neighbours: int = Field(50, ge=1, description="item-kNN neighbours kept per item")
 
 
 class DecisionConfig(_Section):
-    """Parameters of the logical rule (see tastesim.scoring.logical)."""
+    """The decision model (see tastesim.scoring.deciders) and its settings."""
 
+    model: Literal["logical", "vote", "learned", "distilled"] = Field(
+        "distilled", description="logical rule, 2-of-3 vote, learned ensemble, or distilled scorer"
+    )
     click_threshold: float = Field(0.8, ge=-1, le=1, description="appeal at which a click is a coin flip")
     click_temperature: float = Field(0.08, gt=0, description="softness of the click threshold")
     tie_like: float | None = Field(
         None, ge=0, le=1, description="probability of like on a tied vote; empty = the training like rate"
     )
+    stat_epochs: int = Field(20, ge=1, le=500, description="training epochs of the statistical model")
+    stat_dim: int = Field(32, ge=4, le=512, description="hidden size of the statistical model")
+    negatives: int = Field(9, ge=1, le=50, description="never-rated items per real item when fitting the scorers")
+    hidden: int = Field(32, ge=1, le=1024, description="hidden units of the distilled scorer")
+    teacher_weight: float = Field(0.5, ge=0, le=1, description="share of the ensemble in the distilled like target")
+
+
+class ConversationConfig(_Section):
+    """Conversational sessions against a CRS (see tastesim.conversation); set it to run conversations."""
+
+    crs_url: str | None = Field(
+        None, pattern=r"^https?://", description="endpoint of the CRS under test; the built-in baseline when empty"
+    )
+    crs_mode: Literal["json", "openai"] = Field("json", description="json contract, or OpenAI-compatible chat")
+    crs_model: str = Field("crs", description="model name sent in openai mode")
+    sessions: int = Field(100, ge=1, le=100_000, description="conversations to hold")
+    concurrency: int = Field(100, ge=1, le=2_000, description="sessions in flight at once")
+    turns: int = Field(5, ge=1, le=50, description="user turns before the agent abandons")
+    k: int = Field(10, ge=1, le=100, description="items asked for per reply")
+    reasons: int = Field(3, ge=1, le=10, description="like reasons recalled per query")
+    recall: Literal["store", "working"] = Field(
+        "store", description="recall reasons through the Chroma store (run folder or memory.server) or working memory"
+    )
+    styles: dict[Literal["terse", "natural", "vague", "noisy", "paraphrase"], float] = Field(
+        default_factory=lambda: dict.fromkeys(("terse", "natural", "vague", "noisy", "paraphrase"), 0.2),
+        description="query styles and their population shares",
+    )
+    writer: Literal["template", "llm"] = "template"
+    llm: Literal["ollama", "llamacpp"] = Field("llamacpp", description="LLM backend of the llm writer")
+    llm_options: dict[str, str | int | float] = Field(default_factory=dict, description="options of that backend")
+    timeout_s: float = Field(10.0, gt=0, le=600, description="per-request timeout")
+    retries: int = Field(2, ge=0, le=10, description="retries of requests that are safe to repeat")
+    transcripts: int = Field(20, ge=0, description="sessions whose full conversation is saved")
+    max_seconds: float = Field(600.0, gt=0, description="wall-clock bound on the whole stress run")
+
+    @model_validator(mode="after")
+    def _shares(self) -> ConversationConfig:
+        if not self.styles or any(v < 0 for v in self.styles.values()) or sum(self.styles.values()) <= 0:
+            raise ValueError("styles: give at least one style with a positive share (shares must not be negative)")
+        return self
+
+
+class DriftConfig(_Section):
+    """Interest drift dynamics (equations in tastesim.agents.drift)."""
+
+    enabled: bool = Field(True, description="move interests and let them shift click odds")
+    pull: float = Field(0.1, ge=0, le=1, description="step toward a liked item; EMA rate of category interest")
+    push: float = Field(0.05, ge=0, le=1, description="step away from a disliked item")
+    decay: float = Field(0.02, ge=0, lt=1, description="share of the interest mass forgotten per step")
+    satiation_weight: float = Field(0.15, ge=0, description="click log-odds lost per unit of category satiation")
+    recovery: float = Field(0.3, ge=0, le=1, description="share of satiation wearing off per step")
+    affinity: float = Field(4.0, ge=0, description="click log-odds per unit of cosine gained toward an item")
+    exploration: float = Field(0.02, ge=0, le=1, description="chance a shown item gets an exploratory boost")
+    exploration_bonus: float = Field(2.0, ge=0, description="log-odds of that boost")
+
+
+class SegmentsConfig(_Section):
+    """Attributes that split drift metrics: age (bands), activity (terciles), or any user attribute."""
+
+    by: list[str] = Field(default_factory=lambda: ["age", "gender", "activity"])
+
+
+class _Shock(_Section):
+    step: int = Field(gt=0, description="step at which the shock takes effect")
+
+
+class _ItemShock(_Shock):
+    category: str | None = Field(None, description="items whose primary category is this")
+    items: list[str] | None = Field(None, description="explicit item ids")
+
+    @model_validator(mode="after")
+    def _target(self) -> _ItemShock:
+        if (self.category is None) == (self.items is None):
+            raise ValueError("give exactly one of category or items")
+        return self
+
+
+class LaunchShock(_ItemShock):
+    """Items hidden from every slate until ``step`` (a new category or item batch launched)."""
+
+    kind: Literal["launch"]
+
+
+class TrendShock(_ItemShock):
+    """From ``step`` (to ``until``), ``slots`` slate positions go to the trending items."""
+
+    kind: Literal["trend"]
+    until: int | None = Field(None, gt=0, description="last step of the trend; open-ended when empty")
+    slots: int = Field(2, ge=1, description="slate positions (from the end) given to trending items")
+
+
+class SwitchShock(_Shock):
+    """The recommender under test is replaced from ``step``."""
+
+    kind: Literal["switch"]
+    recommender: Literal["random", "popularity", "itemknn", "diverse"]
+
+
+class JoinShock(_Shock):
+    """Agents of a segment (``{attribute: value}``) stay inactive until ``step``."""
+
+    kind: Literal["join"]
+    segment: dict[str, str] = Field(min_length=1)
+
+
+class PerturbShock(_Shock):
+    """At ``step``, a segment's interests are pulled toward a category by ``strength`` (0..1)."""
+
+    kind: Literal["perturb"]
+    segment: dict[str, str] = Field(min_length=1)
+    toward: str = Field(description="category the segment's interests move toward")
+    strength: float = Field(0.5, gt=0, le=1)
+
+
+Shock = Annotated[LaunchShock | TrendShock | SwitchShock | JoinShock | PerturbShock, Field(discriminator="kind")]
+
+
+class ArmConfig(_Section):
+    """One arm of a comparison: the same population and seed facing another recommender."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    recommender: RecommenderConfig
 
 
 class Scenario(_Section):
@@ -96,6 +235,18 @@ class Scenario(_Section):
     recommender: RecommenderConfig = RecommenderConfig()
     decision: DecisionConfig = DecisionConfig()
     cache_dir: Path | None = Field(None, description="profile/embedding cache; $TASTESIM_CACHE or ~/.cache/tastesim")
+    conversation: ConversationConfig | None = None
+    drift: DriftConfig = DriftConfig()
+    segments: SegmentsConfig = SegmentsConfig()
+    shocks: list[Shock] = Field(default_factory=list, description="scheduled shocks (tastesim.world.shocks)")
+    arms: list[ArmConfig] = Field(default_factory=list, description="recommenders compared on one population")
+
+    @model_validator(mode="after")
+    def _distinct_arms(self) -> Scenario:
+        names = [arm.name for arm in self.arms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"arm names must be distinct, got {names}")
+        return self
 
     def to_yaml(self) -> str:
         """The resolved scenario as YAML (paths absolute)."""

@@ -127,11 +127,19 @@ class LogicalRule:
     click_temperature: float = 0.08
     tie_like: float = 0.5
 
-    def decide(self, features: PairFeatures, shown: np.ndarray, rng: np.random.Generator) -> Decisions:
-        """Sample click/like/dislike for every shown pair with ``rng`` (seeded per step by the model)."""
+    def decide(
+        self,
+        features: PairFeatures,
+        shown: np.ndarray,
+        rng: np.random.Generator,
+        click_offset: np.ndarray | None = None,
+    ) -> Decisions:
+        """Sample click/like/dislike for every shown pair with ``rng`` (seeded per step by the model);
+        ``click_offset`` (same shape) is added to the click log-odds (interest drift)."""
         vote = np.sign(features.kw_pos - features.kw_neg) + np.sign(features.sim_pos - features.sim_neg)
         tie_break = rng.random(shown.shape) < self.tie_like
         likes = np.where(vote == 0, tie_break, vote > 0)
-        p_click = 1.0 / (1.0 + np.exp(-(features.appeal - self.click_threshold) / self.click_temperature))
+        logit = (features.appeal - self.click_threshold) / self.click_temperature
+        p_click = 1.0 / (1.0 + np.exp(-(logit if click_offset is None else logit + click_offset)))
         click = (rng.random(shown.shape) < p_click) & shown
         return Decisions(click=click, like=click & likes, dislike=click & ~likes)

@@ -42,7 +42,7 @@ def load_scenario_dataset(scenario: Scenario) -> Dataset:
 
 
 def profiles_for(dataset: Dataset, scenario: Scenario, profiles_path: Path | None = None) -> list[ItemProfile]:
-    """Item profiles in item order: from a file when given, else from the (cached) offline analyser."""
+    """Item profiles in item order: from a file when given, else from the scenario's (cached) analyser."""
     path = profiles_path or scenario.analyser.profiles
     if path is not None:
         by_item = {p.item: p for p in read_profiles(path)}
@@ -50,9 +50,16 @@ def profiles_for(dataset: Dataset, scenario: Scenario, profiles_path: Path | Non
         if missing:
             raise DataFormatError(path, f"no profile for {len(missing)} item(s), e.g. {missing[:3]}")
         return [by_item[i] for i in dataset.items["item"]]
-    analyser = KeyphraseAnalyser(make_embedder(scenario.analyser.embedder))
-    profiles, _, _ = cached_profiles(dataset, analyser.cache_tag, analyser.analyse, _cache_dir(scenario))
-    return profiles
+
+    def offline(catalog: Dataset) -> list[ItemProfile]:
+        analyser = KeyphraseAnalyser(make_embedder(scenario.analyser.embedder))
+        return cached_profiles(catalog, analyser.cache_tag, analyser.analyse, _cache_dir(scenario))[0]
+
+    if scenario.analyser.kind == "keyphrase":
+        return offline(dataset)
+    from tastesim.analysis.llm_analyser import analyse_with_config  # LLM replies cached in SQLite
+
+    return analyse_with_config(dataset, scenario.analyser, _cache_dir(scenario), offline)[0]
 
 
 def _cache_dir(scenario: Scenario) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from copy import deepcopy
 from dataclasses import dataclass
 
 import mesa
@@ -9,15 +10,20 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from tastesim.agents.drift import click_offset, initial_state, item_vectors, update_state
 from tastesim.agents.population import Population
 from tastesim.agents.user import UserAgent
 from tastesim.memory.journal import MemoryJournal
 from tastesim.memory.working import DISLIKE, LIKE, WorkingMemory
 from tastesim.rng import RandomTree
-from tastesim.scoring.logical import Decisions, LogicalRule, PairFeatures, logical_features
+from tastesim.scenario import DriftConfig
+from tastesim.scoring.decider import Decider
+from tastesim.scoring.logical import Decisions, PairFeatures
 from tastesim.scoring.tables import CatalogTables, ReasonBank
+from tastesim.world.drift_metrics import DriftTracker
 from tastesim.world.metrics import StepMetrics, make_collector
 from tastesim.world.recommenders import Recommender, SlateRequest
+from tastesim.world.shocks import ShockSchedule
 
 __all__ = ["Catalog", "TasteModel"]
 
@@ -45,20 +51,23 @@ class TasteModel(mesa.Model):
         population: Population,
         memory: WorkingMemory,
         recommender: Recommender,
-        rule: LogicalRule,
+        decider: Decider,
         *,
         seed: int,
         slate_size: int = 10,
         allow_repeats: bool = False,
         activity: float = 1.0,
         journal: MemoryJournal | None = None,
+        drift: DriftConfig | None = None,
+        segments: dict[str, np.ndarray] | None = None,
+        shocks: ShockSchedule | None = None,
     ) -> None:
         super().__init__(seed=seed)
         self.catalog = catalog
         self.population = population
         self.memory = memory
         self.recommender = recommender
-        self.rule = rule
+        self.decider = decider
         self.random_tree = RandomTree(seed)
         self.slate_size = slate_size
         self.allow_repeats = allow_repeats
@@ -79,6 +88,13 @@ class TasteModel(mesa.Model):
         self.metrics = StepMetrics(len(catalog.item_ids), catalog.tables.primary, catalog.self_information)
         self.datacollector = make_collector(self.metrics)
         self.last_interactions: pd.DataFrame | None = None
+        self.drift_config = drift or DriftConfig()
+        self.shocks = shocks
+        self.item_vectors = item_vectors(catalog.tables, catalog.bank)
+        self.interest = initial_state(memory, catalog.tables, catalog.bank, self.drift_config)
+        self.drift_tracker = DriftTracker(
+            segments or {}, catalog.tables.primary, self.item_vectors, catalog.tables.categories
+        )
         recommender.fit(population.train)
 
     # -- phases -------------------------------------------------------------------------------------
@@ -108,11 +124,12 @@ class TasteModel(mesa.Model):
         illegal = np.take_along_axis(blocked, np.where(inside, slates, 0), axis=1) & inside
         return np.where(illegal, -1, slates)
 
-    def decide(self, active: np.ndarray, slates: np.ndarray) -> tuple[Decisions, PairFeatures]:
-        """One batched call decides every shown item of the step."""
-        features = logical_features(self.memory, active, slates, self.catalog.tables, self.catalog.bank)
-        decisions = self.rule.decide(features, slates >= 0, self.random_tree.generator("decide", self.steps))
-        return decisions, features
+    def decide(
+        self, active: np.ndarray, slates: np.ndarray, click_offset: np.ndarray | None = None
+    ) -> tuple[Decisions, PairFeatures]:
+        """One batched call decides every shown item of the step (``click_offset``: added click log-odds)."""
+        rng = self.random_tree.generator("decide", self.steps)
+        return self.decider.decide(self.memory, active, slates, rng, click_offset)
 
     def remember(self, active: np.ndarray, slates: np.ndarray, decisions: Decisions) -> int:
         """Consume clicked items; liked items add like memories, disliked items dislike memories."""
@@ -172,12 +189,34 @@ class TasteModel(mesa.Model):
             }
         )
 
+    def offset(self, active: np.ndarray, slates: np.ndarray) -> np.ndarray | None:
+        """Click log-odds offsets from the agents' interest state (``None`` when drift is off)."""
+        if not self.drift_config.enabled:
+            return None
+        rng = self.random_tree.generator("explore", self.steps)
+        primary = self.catalog.tables.primary
+        return click_offset(
+            self.interest, active, slates, vectors=self.item_vectors, primary=primary, params=self.drift_config, rng=rng
+        )
+
+    def drift(self, active: np.ndarray, slates: np.ndarray, decisions: Decisions) -> None:
+        """Move interest states after the step's decisions and record the drift metrics."""
+        before = deepcopy(self.interest)
+        if self.drift_config.enabled:
+            vectors, primary, params = self.item_vectors, self.catalog.tables.primary, self.drift_config
+            update_state(self.interest, active, slates, decisions, vectors=vectors, primary=primary, params=params)
+        self.drift_tracker.measure(self.steps, active, slates, decisions, before=before, after=self.interest)
+
     def step(self) -> None:
         """One simulation step."""
         active = self.activate()
+        if self.shocks is not None:
+            active = self.shocks.present(active, self.steps)
+            self.shocks.perturb(self.steps, self.interest)
         slates = self.recommend(active)
-        decisions, features = self.decide(active, slates)
+        decisions, features = self.decide(active, slates, click_offset=self.offset(active, slates))
         new = self.remember(active, slates, decisions)
+        self.drift(active, slates, decisions)
         self.collect(active, slates, decisions, features, new)
 
     # -- checkpoint state ---------------------------------------------------------------------------
@@ -188,6 +227,8 @@ class TasteModel(mesa.Model):
             "consumed": np.packbits(self.consumed, axis=1),
             "shown_ever": self.metrics.shown_ever,
             **{f"memory_{k}": v for k, v in self.memory.state().items()},
+            **{f"interest_{k}": v for k, v in self.interest.arrays().items()},
+            "drift_rows": self.drift_tracker.state(),
         }
 
     def restore(self, state: dict[str, np.ndarray]) -> None:
@@ -198,3 +239,5 @@ class TasteModel(mesa.Model):
         for key, value in state.items():
             if key.startswith("memory_"):
                 getattr(self.memory, key.removeprefix("memory_"))[...] = value
+        self.interest.load({k.removeprefix("interest_"): v for k, v in state.items() if k.startswith("interest_")})
+        self.drift_tracker.restore(state["drift_rows"])

@@ -22,17 +22,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tastesim.agents.drift import item_vectors
 from tastesim.analysis.profile import write_profiles
 from tastesim.memory.journal import MemoryJournal
 from tastesim.memory.store import StoreSpec
 from tastesim.memory.writer import RecordFactory, WriterStats
 from tastesim.scenario import Scenario, load_scenario
-from tastesim.scoring.logical import LogicalRule
+from tastesim.scoring.decider import Decider
+from tastesim.world.arms import run_arms
 from tastesim.world.build import Parts, build_parts, load_scenario_dataset, profiles_for
+from tastesim.world.drift_metrics import drift_headline, segment_labels
 from tastesim.world.metrics import METRICS
 from tastesim.world.model import TasteModel
 from tastesim.world.plots import write_plots
-from tastesim.world.recommenders import make_recommender
+from tastesim.world.shocks import ShockError, shocked_world
 
 __all__ = ["RunError", "RunResult", "run_scenario"]
 
@@ -64,9 +67,15 @@ def run_scenario(scenario: Scenario | None, out: Path, resume: bool = False, pro
         resume: Continue the run in ``out`` from its last checkpoint.
         progress: Callback ``(phase, done, total)`` for progress display.
     """
+    if scenario is not None and scenario.conversation is not None:  # issue 5: conversations with a CRS
+        from tastesim.conversation.stress import run_conversations
+
+        return run_conversations(scenario, Path(out), progress)
     out = Path(out)
     started = time.perf_counter()
     scenario = _scenario_for(scenario, out, resume)
+    if scenario.arms:
+        return RunResult(out, run_arms(scenario, out, resume, progress, run_scenario))
     model, journal = _open(scenario, out, resume, progress)
     step_seconds = 0.0
     while model.steps < scenario.steps:
@@ -120,18 +129,26 @@ def _open(scenario: Scenario, out: Path, resume: bool, progress: Progress) -> tu
         StoreSpec(memory_path, f"tastesim-{scenario.name}", scenario.memory.server), parts.memory, factory
     )
     rec_cfg = scenario.recommender
-    options = {"neighbours": rec_cfg.neighbours} if rec_cfg.name == "itemknn" else {}
+    labels = segment_labels(parts.population, tuple(scenario.segments.by))
+    try:
+        vectors = item_vectors(tables, parts.catalog.bank)
+        recommender, shocks = shocked_world(scenario, parts.catalog.item_ids, tables, vectors, labels)
+    except ShockError as err:
+        raise RunError(str(err)) from err
     model = TasteModel(
         parts.catalog,
         parts.population,
         parts.memory,
-        make_recommender(rec_cfg.name, **options),
-        _rule(scenario, parts),
+        recommender,
+        _decider(scenario, parts, progress),
         seed=scenario.seed,
         slate_size=rec_cfg.slate_size,
         allow_repeats=rec_cfg.allow_repeats,
         activity=scenario.population.activity,
         journal=journal,
+        drift=scenario.drift,
+        segments=labels,
+        shocks=shocks,
     )
     checkpoint = _read_checkpoint(out / "checkpoint.npz") if resume else None
     if checkpoint is None:
@@ -150,13 +167,29 @@ def _open(scenario: Scenario, out: Path, resume: bool, progress: Progress) -> tu
     return model, journal
 
 
-def _rule(scenario: Scenario, parts: Parts) -> LogicalRule:
-    """The logical rule; a tie defaults to the training data's like rate."""
-    cfg = scenario.decision
-    train = parts.population.train
-    base_rate = float((train.data >= scenario.population.like_threshold).mean()) if train.nnz else 0.5
-    tie = cfg.tie_like if cfg.tie_like is not None else base_rate
-    return LogicalRule(cfg.click_threshold, cfg.click_temperature, tie)
+def _decider(scenario: Scenario, parts: Parts, progress: Progress) -> Decider:
+    """The scenario's decision model; learned models are trained once and cached under the cache dir."""
+    from tastesim.analysis.cache import default_cache_dir
+    from tastesim.scoring.factory import bundle_settings, make_decider
+
+    pop = scenario.population
+    settings = bundle_settings(
+        scenario.decision,
+        seed=scenario.seed,
+        train_fraction=pop.train_fraction,
+        like_threshold=pop.like_threshold,
+        capacity=scenario.memory.capacity,
+    )
+    return make_decider(
+        scenario.decision,
+        settings,
+        dataset=parts.dataset,
+        population=parts.population,
+        tables=parts.catalog.tables,
+        bank=parts.catalog.bank,
+        cache_dir=scenario.cache_dir or default_cache_dir(),
+        progress=progress,
+    )
 
 
 def _write_checkpoint(path: Path, model: TasteModel) -> None:
@@ -208,6 +241,7 @@ def _finish(
         "mean_novelty": float(metrics["novelty"].mean()),
         "holdout_hit_rate": float(metrics["holdout_hit_rate"].mean()),
         "memory_records": stats.records_in_store,
+        "drift": _write_drift(out, model),
         "timing": {
             "wall_seconds": round(wall, 2),
             "step_seconds": round(step_seconds, 2),
@@ -218,4 +252,18 @@ def _finish(
         },
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    from tastesim.report.html import write_report
+
+    write_report(out)
     return summary
+
+
+def _write_drift(out: Path, model: TasteModel) -> dict[str, float]:
+    """``drift.parquet`` (every step and segment), ``segments.csv`` (last step), ``categories.parquet``."""
+    drift = model.drift_tracker.frame()
+    drift.to_parquet(out / "drift.parquet", index=False)
+    drift[(drift["attribute"] != "all") & (drift["step"] == drift["step"].max())].to_csv(
+        out / "segments.csv", index=False
+    )
+    model.drift_tracker.stream_frame().to_parquet(out / "categories.parquet", index=False)
+    return drift_headline(drift)

@@ -1,0 +1,58 @@
+"""Item-analysis throughput of the embedded backend (SmolLM2-135M via xllamacpp) on ML-100K.
+
+Prints items/s over the first N items (default 100) from an empty reply cache, the share of items with
+valid LLM reasons, LLM calls and tokens, the projected time for the whole catalog (1,682 items), and the
+time of a cached re-run. Usage: ``python bench/analyze_throughput.py [--items N] [--parallel P]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from tastesim.analysis.llm_analyser import LLMAnalyser, LLMAnalyserSettings
+from tastesim.data import load_dataset
+from tastesim.data.dataset import Dataset
+from tastesim.llm.backend import make_backend
+from tastesim.llm.cache import ReplyCache
+
+
+def _no_fallback(catalog: Dataset) -> list:
+    return []
+
+
+def main() -> None:
+    """Run the benchmark and print its figures."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--items", type=int, default=100)
+    parser.add_argument("--parallel", type=int, default=1, help="llama.cpp slots (and analyser workers)")
+    parser.add_argument("--max-tokens", type=int, default=96)
+    args = parser.parse_args()
+    full = load_dataset("ml-100k")
+    items = full.items.head(args.items)
+    dataset = Dataset(full.name, full.interactions[full.interactions["item"].isin(set(items["item"]))], items)
+    backend = make_backend("llamacpp", parallel=args.parallel)
+    backend.load()
+    settings = LLMAnalyserSettings(workers=args.parallel, max_tokens=args.max_tokens)
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = Path(tmp) / "replies.sqlite"
+        analyser = LLMAnalyser(backend, ReplyCache(cache), _no_fallback, settings)
+        analyser.analyse(dataset)
+        s = analyser.stats
+        rate = s.items / s.seconds
+        print(f"items: {s.items}, cores: {os.cpu_count()}, parallel: {args.parallel}, max_tokens: {args.max_tokens}")
+        print(f"cold: {s.seconds:.1f} s, {rate:.2f} items/s, {s.completion_tokens / s.seconds:.1f} generated tok/s")
+        print(f"valid LLM reasons: {s.valid}/{s.items} = {s.valid_share:.1%} (fell back: {s.items - s.valid})")
+        print(f"LLM calls: {s.llm_calls}, tokens in/out: {s.prompt_tokens}/{s.completion_tokens}")
+        print(f"projected full ML-100K catalog (1,682 items): {1682 / rate / 60:.1f} min")
+        start = time.perf_counter()
+        again = LLMAnalyser(backend, ReplyCache(cache), _no_fallback, settings)
+        again.analyse(dataset)
+        print(f"cached re-run: {time.perf_counter() - start:.2f} s ({again.stats.llm_calls} LLM calls)")
+
+
+if __name__ == "__main__":
+    main()

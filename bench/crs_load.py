@@ -1,0 +1,108 @@
+"""Load on the built-in CRS: sessions/s, requests/s, latency and client-side overhead per turn.
+
+Starts ``tastesim serve-crs`` as its own process on a free 127.0.0.1 port (so client and server do not
+share a GIL), then runs the conversation stress runner at each concurrency with as many sessions as
+concurrent slots, and prints one row per size. The client-side overhead per turn is the time a turn
+spends outside its HTTP request: writing the query (cached), building the request, deciding on the slate.
+
+Usage: python bench/crs_load.py [--sizes 100 1000] [--embedder hashing|minilm] [--decider logical|distilled] [--turns 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import httpx
+import yaml
+
+from tastesim.scenario import Scenario
+from tastesim.world.run import run_scenario
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(folder: Path, embedder: str) -> tuple[subprocess.Popen, str]:
+    """Start ``tastesim serve-crs`` on ML-100K and wait until it answers."""
+    config = folder / "crs.yaml"
+    config.write_text(yaml.safe_dump({"analyser": {"embedder": embedder}}), encoding="utf-8")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from tastesim.cli import main; main()", "serve-crs", str(config), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("tastesim serve-crs exited; run it by hand to see why")
+        try:
+            httpx.get(url + "/health", timeout=2).raise_for_status()
+            return proc, url + "/recommend"
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    proc.terminate()
+    raise SystemExit("tastesim serve-crs did not start within 600 s")
+
+
+def main() -> None:
+    """Parse arguments, serve the CRS, run each size and print its figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--embedder", choices=["hashing", "minilm"], default="hashing")
+    parser.add_argument("--decider", choices=["logical", "vote", "learned", "distilled"], default="logical")
+    parser.add_argument("--turns", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="tastesim-crs-bench-") as tmp:
+        proc, url = _serve(Path(tmp), args.embedder)
+        try:
+            for size in args.sizes:
+                scenario = Scenario.model_validate(
+                    {
+                        "name": f"crs-load-{size}",
+                        "seed": 1,
+                        "analyser": {"embedder": args.embedder},
+                        "decision": {"model": args.decider},
+                        "conversation": {
+                            "crs_url": url,
+                            "sessions": size,
+                            "concurrency": size,
+                            "turns": args.turns,
+                            "timeout_s": 120,
+                            "transcripts": 0,
+                            "max_seconds": 900,
+                        },
+                    }
+                )
+                report = run_scenario(scenario, Path(tmp) / f"run-{size}").summary["conversation"]
+                lat, thr = report["latency_ms"], report["throughput"]
+                print(
+                    f"concurrent={size:>5} sessions={report['sessions_finished']:>5} turns={report['turns']:>5} "
+                    f"sessions/s={thr['sessions_per_second']:>7} requests/s={thr['requests_per_second']:>7} "
+                    f"latency_ms p50={lat['p50']} p95={lat['p95']} p99={lat['p99']} "
+                    f"client_overhead_ms/turn={report['client_overhead_ms_per_turn']} "
+                    f"errors={sum(report['errors'].values())} success={report['success_rate']} "
+                    f"writer_calls/interaction={report['writer']['calls_per_interaction']}",
+                    flush=True,
+                )
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

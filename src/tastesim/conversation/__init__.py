@@ -1,0 +1,1 @@
+"""Conversations: queries written from memory, multi-turn sessions with a CRS, and the stress runner."""

@@ -1,0 +1,1 @@
+"""Conversational recommenders under test: the protocol, the HTTP adapter and the built-in baseline."""

@@ -1,0 +1,1 @@
+"""Fidelity evaluation of the decision models against real held-out data."""

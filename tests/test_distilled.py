@@ -1,0 +1,92 @@
+"""The decision bundle on real ML-100K users: the distilled scorer agrees with its ensemble; the deciders
+sample reproducibly from the step's generator and honour the click offset."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tastesim.agents.population import build_population, seed_memory
+from tastesim.analysis.keyphrase import KeyphraseAnalyser
+from tastesim.data.dataset import Dataset
+from tastesim.memory.embeddings import make_embedder
+from tastesim.rng import RandomTree
+from tastesim.scoring.bundle import BundleSettings, agent_context, load_or_train, train_bundle
+from tastesim.scoring.deciders import HeadDecider, VoteDecider
+from tastesim.scoring.logical import LogicalRule
+from tastesim.scoring.statistical import StatSettings
+from tastesim.scoring.tables import CatalogTables
+
+SETTINGS = BundleSettings(seed=1, stat=StatSettings(dim=16, epochs=3))
+AGREEMENT = 0.85  # stated rate: distilled vs learned ensemble, like and interaction, on held-out users
+
+
+@pytest.fixture(scope="module")
+def world(ml100k):
+    """100 real users with the items they rated, hashing-embedder profiles, catalog tables."""
+    users = sorted(ml100k.interactions["user"].unique(), key=int)[:100]
+    inter = ml100k.interactions[ml100k.interactions["user"].isin(users)].reset_index(drop=True)
+    items = ml100k.items[ml100k.items["item"].isin(set(inter["item"]))].reset_index(drop=True)
+    dataset = Dataset("ml-100k-100", inter, items)
+    embedder = make_embedder("hashing")
+    profiles = KeyphraseAnalyser(embedder).analyse(dataset)
+    tables, bank = CatalogTables.build(profiles, embedder.embed)
+    return dataset, tables, bank
+
+
+@pytest.fixture(scope="module")
+def bundle(world):
+    return train_bundle(*world, SETTINGS)[0]
+
+
+def test_distilled_agrees_with_the_ensemble_on_held_out_validation_users(bundle) -> None:
+    assert bundle.facts["check_positives"] > 100
+    assert bundle.facts["check_like_agreement"] >= AGREEMENT
+    assert bundle.facts["check_interact_agreement"] >= AGREEMENT
+
+
+def test_bundle_is_cached_and_reloads_to_the_same_weights(world, tmp_path) -> None:
+    first = load_or_train(*world, SETTINGS, cache_dir=tmp_path)
+    files = list((tmp_path / "decision-models").glob("*.pt"))
+    assert len(files) == 1
+    second = load_or_train(*world, SETTINGS, cache_dir=tmp_path)
+    for a, b in zip(first.distilled.state_dict().values(), second.distilled.state_dict().values(), strict=True):
+        assert (a == b).all()
+
+
+@pytest.fixture(scope="module")
+def agents(world, bundle):
+    dataset, tables, bank = world
+    population, train_rows = build_population(dataset, None, 0.8, RandomTree(0).generator("population"))
+    memory, _ = seed_memory(population, train_rows, tables, 16, 3.0)
+    return population, memory, agent_context(dataset, population, tables, bank, bundle)
+
+
+def test_head_decider_is_reproducible_and_follows_the_click_offset(bundle, agents) -> None:
+    population, memory, context = agents
+    decider = HeadDecider(bundle.distilled, context)
+    ids = np.arange(len(population.users))
+    slates = RandomTree(0).generator("slates").integers(0, len(context.tables.primary), size=(ids.size, 10))
+    slates[:, -1] = -1
+    first, features = decider.decide(memory, ids, slates, np.random.default_rng(7))
+    again, _ = decider.decide(memory, ids, slates, np.random.default_rng(7))
+    for name in ("click", "like", "dislike"):
+        np.testing.assert_array_equal(getattr(first, name), getattr(again, name))
+    assert not first.click[:, -1].any()
+    assert features.kw_pos.shape == slates.shape
+    assert 0 < first.click.mean() < 1
+    assert not (first.like & first.dislike).any()
+    muted, _ = decider.decide(memory, ids, slates, np.random.default_rng(7), np.full(slates.shape, -50.0))
+    eager, _ = decider.decide(memory, ids, slates, np.random.default_rng(7), np.full(slates.shape, 50.0))
+    assert not muted.click.any()
+    np.testing.assert_array_equal(eager.click, slates >= 0)
+
+
+def test_vote_decider_likes_only_clicked_items(bundle, agents) -> None:
+    population, memory, context = agents
+    decider = VoteDecider(LogicalRule(click_threshold=-1.0, click_temperature=0.01), context, bundle.stat_threshold)
+    ids = np.arange(len(population.users))
+    slates = np.tile(np.arange(10), (ids.size, 1))
+    got, _ = decider.decide(memory, ids, slates, np.random.default_rng(1))
+    assert got.click.all()
+    np.testing.assert_array_equal(got.like | got.dislike, got.click)
