@@ -29,7 +29,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--items", type=int, default=100)
     parser.add_argument("--parallel", type=int, default=1, help="llama.cpp slots (and analyser workers)")
-    parser.add_argument("--max-tokens", type=int, default=96)
+    parser.add_argument("--max-tokens", type=int, default=None, help="default: the analyser's (64 few-shot)")
     args = parser.parse_args()
     full = load_dataset("ml-100k")
     items = full.items.head(args.items)

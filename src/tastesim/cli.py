@@ -62,25 +62,33 @@ def run(
     _print_summary(result.folder, result.summary)
 
 
+_SUMMARY_KEYS = (
+    "decisions",
+    "click_rate",
+    "like_rate",
+    "final_cumulative_coverage",
+    "mean_category_entropy",
+    "mean_novelty",
+    "holdout_hit_rate",
+    "memory_records",
+)
+
+
 def _print_summary(folder: Path, summary: dict) -> None:
+    """The headline figures: one column per arm when the run compared recommenders."""
+    columns = summary.get("arms") or {"": summary}
     table = Table(
-        title=f"{summary['scenario']}: {summary['steps']} steps, {summary['agents']} agents", show_header=False
+        title=f"{summary['scenario']}: {summary['steps']} steps, {summary['agents']} agents",
+        show_header="arms" in summary,
     )
-    for key in (
-        "decisions",
-        "click_rate",
-        "like_rate",
-        "final_cumulative_coverage",
-        "mean_category_entropy",
-        "mean_novelty",
-        "holdout_hit_rate",
-        "memory_records",
-    ):
-        value = summary[key]
-        table.add_row(key.replace("_", " "), f"{value:.4f}" if isinstance(value, float) else str(value))
-    timing = summary["timing"]
-    table.add_row("wall time (s)", str(timing["wall_seconds"]))
-    table.add_row("decisions/s", str(timing["decisions_per_second"]))
+    table.add_column("")
+    for name in columns:
+        table.add_column(name, justify="right")
+    for key in _SUMMARY_KEYS:
+        values = [s[key] for s in columns.values()]
+        table.add_row(key.replace("_", " "), *(f"{v:.4f}" if isinstance(v, float) else str(v) for v in values))
+    table.add_row("wall time (s)", *(str(s["timing"]["wall_seconds"]) for s in columns.values()))
+    table.add_row("decisions/s", *(str(s["timing"]["decisions_per_second"]) for s in columns.values()))
     console.print(table)
     console.print(f"outputs in [bold]{folder}[/] (summary.json: {json.dumps(summary['timing'])})", highlight=False)
 

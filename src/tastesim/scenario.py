@@ -65,7 +65,9 @@ class AnalyserConfig(_Section):
     concurrency: int = Field(2, ge=1, le=64, description="LLM requests in flight at once")
     reviews: Path | None = Field(None, description="reviews (JSONL or item,rating,text CSV) for the subjective path")
     reviews_per_item: int = Field(5, ge=0, le=100, description="reviews analysed per item")
-    max_tokens: int = Field(96, ge=8, le=4096, description="token limit of one objective reply")
+    max_tokens: int | None = Field(
+        None, ge=8, le=4096, description="token limit of one objective reply; empty = 64 embedded, 400 Ollama JSON"
+    )
     keyword_min_count: int = Field(2, ge=1, description="keywords in fewer items are dropped")
     keyword_max_share: float = Field(0.3, gt=0, le=1, description="keywords in a larger share of items are dropped")
 

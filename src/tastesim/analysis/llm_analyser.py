@@ -25,7 +25,7 @@ from tastesim.analysis.profile import ItemProfile, Reason
 from tastesim.data.dataset import Dataset
 from tastesim.llm.backend import LLMBackend, LLMError, make_backend
 from tastesim.llm.cache import ReplyCache, reply_key
-from tastesim.llm.parsing import FEWSHOT_STOPS, Analysis, distinct_reasons, parse_reply
+from tastesim.llm.parsing import Analysis, distinct_reasons, fewshot_stops, parse_reply
 from tastesim.llm.reviews import load_reviews, pick_reviews
 from tastesim.prompts import Prompt, load_prompt, one_line, review_slot
 
@@ -53,7 +53,8 @@ class LLMAnalyserSettings:
             (completion prompts for tiny embedded models) or ``auto`` (``fewshot`` for ``llamacpp``).
         objective: Run the objective analysis (off for catalogs without facts, e.g. reviews only).
         reviews_per_item: Reviews analysed per item on the subjective path.
-        max_tokens: Token limit of one objective reply (a subjective reply gets two thirds of it).
+        max_tokens: Token limit of one objective reply (a subjective reply gets two thirds of it); ``None``
+            picks by style: 64 for one-line few-shot replies, 400 for a JSON object with six reasons.
         max_reasons: Like (and dislike) reasons kept per item after merging.
         min_count: Keywords found in fewer items are dropped (too rare to match anything).
         max_share: Keywords found in a larger share of the items are dropped (too common to tell items apart).
@@ -65,7 +66,7 @@ class LLMAnalyserSettings:
     style: Literal["auto", "chat", "fewshot"] = "auto"
     objective: bool = True
     reviews_per_item: int = 5
-    max_tokens: int = 96
+    max_tokens: int | None = None
     max_reasons: int = 5
     min_count: int = 2
     max_share: float = 0.3
@@ -122,6 +123,7 @@ class LLMAnalyser:
         suffix = "_fewshot" if self.style == "fewshot" else ""
         self.objective_prompt = load_prompt("objective" + suffix)
         self.subjective_prompt = load_prompt("subjective" + suffix)
+        self.max_tokens = self.settings.max_tokens or (64 if self.style == "fewshot" else 400)
         self.stats = AnalysisStats()
         self._stats_lock = threading.Lock()
         self._failures_in_row = 0
@@ -195,7 +197,7 @@ class LLMAnalyser:
                 "category": categories[0],
                 "description": one_line(text),
             }
-            analysis, cached = self._ask(self.objective_prompt, fields, self.settings.max_tokens)
+            analysis, cached = self._ask(self.objective_prompt, fields, self.max_tokens)
             parts.append(analysis)
             all_cached &= cached
         for rating, review in [] if reviews is None else reviews[["rating", "text"]].itertuples(index=False):
@@ -205,7 +207,7 @@ class LLMAnalyser:
                 "review": one_line(review),
                 "slot": review_slot(rating),
             }
-            analysis, cached = self._ask(self.subjective_prompt, fields, self.settings.max_tokens * 2 // 3)
+            analysis, cached = self._ask(self.subjective_prompt, fields, self.max_tokens * 2 // 3)
             parts.append(analysis)
             all_cached &= cached
         like = distinct_reasons([r for a in parts for r in a.like])[: self.settings.max_reasons]
@@ -231,7 +233,7 @@ class LLMAnalyser:
     def _reply(self, prompt: Prompt, text: str, max_tokens: int, seed: int, slot: str) -> tuple[Analysis, bool]:
         """Cached or fresh reply to ``text``; a few-shot reply continues ``slot`` (``Like:``/``Dislike:``)."""
         chat = self.style == "chat"
-        stop = None if chat else list(FEWSHOT_STOPS)
+        stop = None if chat else fewshot_stops(prompt)
         settings = f"{self.style}|{max_tokens}|{seed}|{stop}"
         key = reply_key(self.backend.name, self.backend.model, prompt.version, settings, text)
         reply = self.cache.get(key)

@@ -69,7 +69,7 @@ def analyze(  # noqa: PLR0917 (typer maps each command-line option to a paramete
         int | None, typer.Option("--reviews-per-item", help="reviews analysed per item (default 5)")
     ] = None,
     max_tokens: Annotated[
-        int | None, typer.Option("--max-tokens", help="token limit of one reply (default 96)")
+        int | None, typer.Option("--max-tokens", help="token limit of one reply (default 64 embedded, 400 Ollama)")
     ] = None,
 ) -> None:
     """Analyse a catalog into item profiles (objective from item facts, subjective from reviews)."""

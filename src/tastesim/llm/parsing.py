@@ -17,8 +17,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from tastesim.analysis.keywords import STOP_WORDS, normalise_keyword, tokenise
 from tastesim.analysis.profile import Reason
+from tastesim.prompts import Prompt
 
-__all__ = ["FEWSHOT_STOPS", "Analysis", "clean_keywords", "distinct_reasons", "parse_reply"]
+__all__ = ["FEWSHOT_STOPS", "Analysis", "clean_keywords", "distinct_reasons", "fewshot_stops", "parse_reply"]
 
 MAX_REASONS = 3
 MAX_KEYWORDS = 3
@@ -82,7 +83,10 @@ def _reason(text: str, evidence: str, keywords: list[str]) -> Reason | None:
     if len(text) < 3 or not any(c.isalpha() for c in text):
         return None
     text = text[:_MAX_REASON_CHARS].lower()
-    return Reason(text, clean_keywords(keywords, text), evidence.strip()[:200])
+    cleaned = clean_keywords(keywords, text)
+    if not cleaned:  # only stop words, e.g. a reply cut after "too"
+        return None
+    return Reason(text, cleaned, evidence.strip()[:200])
 
 
 def _json_object(text: str) -> dict[str, Any] | None:
@@ -145,26 +149,39 @@ def _from_json(data: dict[str, Any]) -> Analysis:
 
 # A few-shot reply ends where the model starts inventing the next example.
 FEWSHOT_STOPS = ("\n\n", "\nItem", "\nCategories", "\nDescription", "\nReview")
+
+
+def fewshot_stops(prompt: Prompt) -> list[str]:
+    """Stop strings of a few-shot completion: the next invented example, or any newline for a one-line reply."""
+    return [*FEWSHOT_STOPS, "\n"] if prompt.one_line_reply else list(FEWSHOT_STOPS)
+
+
 _NEXT_EXAMPLE = re.compile(r"^\s*(item|categories|description|review)\b", re.IGNORECASE)
-_LINE = re.compile(r"^\s*[-*]?\s*(category|like|dislike)s?\s*:\s*(.*)$", re.IGNORECASE)
+_LINE = re.compile(r"^\s*[-*]?\s*(?=(?:category|like|dislike)s?\s*:)", re.IGNORECASE)
+_FIELD = re.compile(r"\b(category|like|dislike)s?\s*:", re.IGNORECASE)
 
 
 def _from_lines(text: str) -> Analysis:
+    """Lines ``Like: reason | kw, kw`` (one reason each) or ``Like: a; b. Dislike: c; d`` (several per line)."""
     out = Analysis()
     for line in text.splitlines():
         if _NEXT_EXAMPLE.match(line):
             break
-        match = _LINE.match(line)
-        if not match:
+        if not _LINE.match(line):
             continue
-        key, value = match.group(1).lower(), match.group(2).strip()
-        if key == "category":
-            out.category = out.category or (value.strip(" .") or None)
-            continue
-        reason_text, _, words = value.partition("|")
-        reason = _reason(reason_text, "", re.split(r"[,;]", words) if words else [])
-        if reason is not None:
-            getattr(out, key).append(reason)
+        fields = list(_FIELD.finditer(line))
+        for field_match, following in zip(fields, [*fields[1:], None], strict=True):
+            key = field_match.group(1).lower()
+            value = line[field_match.end() : following.start() if following else len(line)].strip()
+            if key == "category":
+                out.category = out.category or (value.strip(" .") or None)
+                continue
+            reason_text, bar, words = value.partition("|")
+            pieces = [(reason_text, re.split(r"[,;]", words))] if bar else [(p, []) for p in value.split(";")]
+            for text_part, keywords in pieces:
+                reason = _reason(text_part, "", keywords)
+                if reason is not None:
+                    getattr(out, key).append(reason)
     return out
 
 

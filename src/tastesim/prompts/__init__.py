@@ -1,7 +1,8 @@
 """Prompt templates as versioned text files, rendered by pure functions.
 
 A file's first line is ``version: TAG``; the tag is part of every cache key, so editing a prompt (and
-bumping its tag) invalidates cached answers. A line ``---`` splits a chat prompt into its system part and
+bumping its tag) invalidates cached answers. An optional second line ``reply: one-line`` says the reply is
+a single line (generation stops at the first newline). A line ``---`` splits a chat prompt into its system part and
 its user part; a file without it is a completion prompt. Fields are ``$name`` placeholders
 (:class:`string.Template`), so JSON braces in a prompt need no escaping and values are never parsed.
 """
@@ -26,12 +27,14 @@ class Prompt:
         version: The file's version tag.
         system: System message of a chat prompt; ``None`` for a completion prompt.
         template: The user message (chat) or the whole prompt (completion).
+        one_line_reply: The reply is one line (header line ``reply: one-line``): generation stops at a newline.
     """
 
     name: str
     version: str
     system: str | None
     template: str
+    one_line_reply: bool = False
 
     def render(self, **fields: str) -> str:
         """Fill every ``$field`` (a missing one raises ``KeyError``)."""
@@ -49,10 +52,14 @@ def load_prompt(name: str) -> Prompt:
     first, _, body = text.partition("\n")
     if not first.startswith("version:"):
         raise ValueError(f"prompt {name!r} must start with a 'version: TAG' line")
+    one_line_reply = body.startswith("reply: one-line\n")
+    if one_line_reply:
+        body = body.partition("\n")[2]
     system, sep, user = body.partition("\n---\n")
     if not sep:
         system, user = None, body
-    return Prompt(name, first.removeprefix("version:").strip(), system.strip() if system else None, user)
+    version = first.removeprefix("version:").strip()
+    return Prompt(name, version, system.strip() if system else None, user, one_line_reply)
 
 
 def one_line(text: str, limit: int = 600) -> str:
