@@ -28,7 +28,7 @@ from tastesim.rng import RandomTree
 from tastesim.scenario import Scenario
 from tastesim.scoring.bundle import agent_context, load_or_train
 from tastesim.scoring.deciders import HeadDecider
-from tastesim.scoring.factory import bundle_settings
+from tastesim.scoring.factory import scenario_bundle_settings
 from tastesim.world.build import build_parts, load_scenario_dataset, profiles_for
 
 
@@ -67,13 +67,7 @@ def main() -> None:
     dataset = load_scenario_dataset(scenario)
     parts = build_parts(scenario, dataset, profiles_for(dataset, scenario))
     pop = scenario.population
-    settings = bundle_settings(
-        scenario.decision,
-        seed=scenario.seed,
-        train_fraction=pop.train_fraction,
-        like_threshold=pop.like_threshold,
-        capacity=scenario.memory.capacity,
-    )
+    settings = scenario_bundle_settings(scenario)
     tables, bank = parts.catalog.tables, parts.catalog.bank
     bundle = load_or_train(dataset, tables, bank, settings, cache_dir=scenario.cache_dir or default_cache_dir())
     context = agent_context(dataset, parts.population, tables, bank, bundle)

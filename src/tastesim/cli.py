@@ -14,6 +14,7 @@ from tastesim.eval.cli import eval_app
 from tastesim.llm.cli import analyze, llm_app
 from tastesim.report.cli import report
 from tastesim.terminal import USER_ERROR, PhaseProgress, console, fail, offline
+from tastesim.world.arms import COMPARED
 
 __all__ = ["USER_ERROR", "app", "main"]
 
@@ -62,16 +63,7 @@ def run(
     _print_summary(result.folder, result.summary)
 
 
-_SUMMARY_KEYS = (
-    "decisions",
-    "click_rate",
-    "like_rate",
-    "final_cumulative_coverage",
-    "mean_category_entropy",
-    "mean_novelty",
-    "holdout_hit_rate",
-    "memory_records",
-)
+_SUMMARY_KEYS = ("decisions", *COMPARED[1:], "memory_records")
 
 
 def _print_summary(folder: Path, summary: dict) -> None:

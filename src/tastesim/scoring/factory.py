@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tastesim.agents.population import Population
 from tastesim.data.dataset import Dataset
-from tastesim.scenario import DecisionConfig
+from tastesim.scenario import DecisionConfig, Scenario
 from tastesim.scoring.bundle import BundleSettings, Progress, agent_context, load_or_train
 from tastesim.scoring.decider import Decider
 from tastesim.scoring.deciders import HeadDecider, LogicalDecider, VoteDecider
@@ -14,7 +14,7 @@ from tastesim.scoring.logical import LogicalRule
 from tastesim.scoring.statistical import StatSettings
 from tastesim.scoring.tables import CatalogTables, ReasonBank
 
-__all__ = ["bundle_settings", "make_decider"]
+__all__ = ["bundle_settings", "make_decider", "scenario_bundle_settings"]
 
 
 def bundle_settings(
@@ -30,6 +30,18 @@ def bundle_settings(
         hidden=cfg.hidden,
         teacher_weight=cfg.teacher_weight,
         stat=StatSettings(dim=cfg.stat_dim, epochs=cfg.stat_epochs),
+    )
+
+
+def scenario_bundle_settings(scenario: Scenario) -> BundleSettings:
+    """The training settings of a scenario's decision model (its seed, split, like threshold and capacity)."""
+    pop = scenario.population
+    return bundle_settings(
+        scenario.decision,
+        seed=scenario.seed,
+        train_fraction=pop.train_fraction,
+        like_threshold=pop.like_threshold,
+        capacity=scenario.memory.capacity,
     )
 
 

@@ -170,16 +170,9 @@ def _open(scenario: Scenario, out: Path, resume: bool, progress: Progress) -> tu
 def _decider(scenario: Scenario, parts: Parts, progress: Progress) -> Decider:
     """The scenario's decision model; learned models are trained once and cached under the cache dir."""
     from tastesim.analysis.cache import default_cache_dir
-    from tastesim.scoring.factory import bundle_settings, make_decider
+    from tastesim.scoring.factory import make_decider, scenario_bundle_settings
 
-    pop = scenario.population
-    settings = bundle_settings(
-        scenario.decision,
-        seed=scenario.seed,
-        train_fraction=pop.train_fraction,
-        like_threshold=pop.like_threshold,
-        capacity=scenario.memory.capacity,
-    )
+    settings = scenario_bundle_settings(scenario)
     return make_decider(
         scenario.decision,
         settings,
