@@ -14,14 +14,17 @@ import time
 from pathlib import Path
 
 from tastesim.analysis.llm_analyser import LLMAnalyser, LLMAnalyserSettings
+from tastesim.analysis.profile import ItemProfile
 from tastesim.data import load_dataset
 from tastesim.data.dataset import Dataset
 from tastesim.llm.backend import make_backend
 from tastesim.llm.cache import ReplyCache
 
 
-def _no_fallback(catalog: Dataset) -> list:
-    return []
+def _empty_fallback(catalog: Dataset) -> list[ItemProfile]:
+    """Reason-less profiles: the benchmark counts fallbacks instead of building offline profiles."""
+    rows = catalog.items[["item", "categories"]].itertuples(index=False)
+    return [ItemProfile(str(item), tuple(categories), (), (), "fallback") for item, categories in rows]
 
 
 def main() -> None:
@@ -39,7 +42,7 @@ def main() -> None:
     settings = LLMAnalyserSettings(workers=args.parallel, max_tokens=args.max_tokens)
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp) / "replies.sqlite"
-        analyser = LLMAnalyser(backend, ReplyCache(cache), _no_fallback, settings)
+        analyser = LLMAnalyser(backend, ReplyCache(cache), _empty_fallback, settings)
         analyser.analyse(dataset)
         s = analyser.stats
         rate = s.items / s.seconds
@@ -49,7 +52,7 @@ def main() -> None:
         print(f"LLM calls: {s.llm_calls}, tokens in/out: {s.prompt_tokens}/{s.completion_tokens}")
         print(f"projected full ML-100K catalog (1,682 items): {1682 / rate / 60:.1f} min")
         start = time.perf_counter()
-        again = LLMAnalyser(backend, ReplyCache(cache), _no_fallback, settings)
+        again = LLMAnalyser(backend, ReplyCache(cache), _empty_fallback, settings)
         again.analyse(dataset)
         print(f"cached re-run: {time.perf_counter() - start:.2f} s ({again.stats.llm_calls} LLM calls)")
 
