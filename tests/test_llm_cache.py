@@ -12,6 +12,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tastesim.analysis.llm_analyser import LLMAnalyser, LLMAnalyserSettings
@@ -122,3 +123,12 @@ def test_resume_after_kill_9(slice_dir: Path, tmp_path: Path) -> None:
     profiles = _analyser(backend, cache).analyse(dataset)
     assert backend.calls == _distinct(dataset) - stored
     assert [p.item for p in profiles] == list(dataset.items["item"])
+
+
+def test_zero_reviews_per_item_switches_reviews_off() -> None:
+    from tastesim.llm.reviews import pick_reviews
+
+    reviews = pd.DataFrame({"item": ["a"] * 6, "rating": [1, 2, 4, 5, 5, 3], "text": [f"review {i}" for i in range(6)]})
+    assert pick_reviews(reviews, 0) == {}
+    picked = pick_reviews(reviews, 3)["a"]
+    assert len(picked) == 3 and picked["rating"].iloc[0] == 1  # a complaint first, then the best-rated

@@ -102,6 +102,12 @@ def test_report_command_rebuilds_and_rejects_unfinished_folders(arms_run: Path, 
     empty = CliRunner().invoke(app, ["report", str(tmp_path)])
     assert empty.exit_code == 2
     assert "no finished run" in empty.output and "Traceback" not in empty.output
+    talk = tmp_path / "conversation"
+    talk.mkdir()
+    (talk / "summary.json").write_text('{"recommender": "crs"}', encoding="utf-8")
+    no_drift = CliRunner().invoke(app, ["report", str(talk)])
+    assert no_drift.exit_code == 2
+    assert "no drift.parquet" in no_drift.output and "Traceback" not in no_drift.output
 
 
 @pytest.mark.slow

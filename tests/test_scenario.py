@@ -168,3 +168,12 @@ def test_not_a_mapping(tmp_path: Path, text: str) -> None:
 
 def test_missing_scenario_file(tmp_path: Path) -> None:
     assert "file not found" in _error(tmp_path / "absent.yaml")
+
+
+def test_reviews_path_is_relative_to_the_scenario_file(scenario_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    (scenario_dir / "reviews.csv").write_text("item,rating,text\n1,5,great\n", encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    scenario = load_scenario(_write(scenario_dir, "analyser: {kind: llamacpp, reviews: reviews.csv}\n"))
+    assert scenario.analyser.reviews == (scenario_dir / "reviews.csv").resolve()

@@ -261,7 +261,7 @@ class ScenarioError(ValueError):
 
 def _absolutise(data: dict, base: Path) -> dict:
     """Resolve relative paths in the raw mapping against the scenario file's folder."""
-    for section, key in (("dataset", "path"), ("analyser", "profiles")):
+    for section, key in (("dataset", "path"), ("analyser", "profiles"), ("analyser", "reviews")):
         part = data.get(section)
         if isinstance(part, dict) and isinstance(part.get(key), str):
             part[key] = str((base / part[key]).resolve())

@@ -65,7 +65,9 @@ def load_reviews(path: Path) -> pd.DataFrame:
 def pick_reviews(reviews: pd.DataFrame, per_item: int) -> dict[str, pd.DataFrame]:
     """Up to ``per_item`` reviews per item, deterministic: the lowest-rated third first (complaints are rare
     and carry the dislike reasons), then the highest-rated, longest texts first within a rating."""
-    out = {}
+    out: dict[str, pd.DataFrame] = {}
+    if per_item <= 0:  # reviews switched off
+        return out
     for item, group in reviews.groupby("item", sort=False):
         ranked = group.assign(_len=group["text"].str.len()).sort_values(["rating", "_len"], ascending=[True, False])
         low = max(1, per_item // 3)

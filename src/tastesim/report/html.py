@@ -87,6 +87,9 @@ def write_report(folder: Path) -> Path:
         raise ReportError(f"{folder} holds no finished run (no summary.json); finish or resume it first")
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     arms = summary.get("arms")
+    for run_folder in [folder / name for name in arms] if arms else [folder]:
+        if not (run_folder / "drift.parquet").is_file():
+            raise ReportError(f"{run_folder} has no drift.parquet (a conversation run? its report is report.json)")
     runs = {name: load_run(folder / name) for name in arms} if arms else {summary["recommender"]: load_run(folder)}
     plots = folder / "plots" / "report"
     sections = [f"<h2>Headline figures</h2>{_table(_headline(runs), [*_HEADLINE, *_drift_keys(runs)])}"]
