@@ -132,3 +132,32 @@ def test_zero_reviews_per_item_switches_reviews_off() -> None:
     assert pick_reviews(reviews, 0) == {}
     picked = pick_reviews(reviews, 3)["a"]
     assert len(picked) == 3 and picked["rating"].iloc[0] == 1  # a complaint first, then the best-rated
+
+
+class DriftingBackend(CountingBackend):
+    """A backend whose reply changes from call to call (as parallel llama.cpp slots can for one prompt)."""
+
+    def complete(self, prompt: str, **options: object) -> LLMReply:
+        super().complete(prompt, **options)
+        return LLMReply(REPLY.replace("gripping plot", f"gripping plot {self.calls}"), 1, 12, self.delay)
+
+
+def test_identical_items_in_flight_together_share_the_stored_reply(slice_dataset: Dataset, tmp_path: Path) -> None:
+    items = slice_dataset.items.head(1)
+    twins = pd.concat([items, items.assign(item=items["item"] + "-twin")], ignore_index=True)
+    catalog = Dataset("twins", slice_dataset.interactions.head(0), twins)
+    backend = DriftingBackend(delay=0.2)
+    settings = LLMAnalyserSettings(min_count=1, max_share=1.0, workers=2)
+    first = LLMAnalyser(backend, ReplyCache(tmp_path / "c.sqlite"), _no_fallback, settings).analyse(catalog)
+    assert backend.calls == 2  # both were asked at once: neither found the other's reply in the cache
+    assert first[0].like == first[1].like
+    again = LLMAnalyser(backend, ReplyCache(tmp_path / "c.sqlite"), _no_fallback, settings).analyse(catalog)
+    assert again == first and backend.calls == 2
+
+
+def test_put_keeps_the_first_reply_of_a_key(tmp_path: Path) -> None:
+    cache = ReplyCache(tmp_path / "c.sqlite")
+    first = cache.put("k", "llamacpp", "m", "v1", LLMReply("first", 1, 1, 0.1))
+    second = cache.put("k", "llamacpp", "m", "v1", LLMReply("second", 2, 2, 0.2))
+    assert first == second == cache.get("k") == LLMReply("first", 1, 1, 0.1)
+    assert len(cache) == 1

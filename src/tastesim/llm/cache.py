@@ -71,12 +71,16 @@ class ReplyCache:
             )
         return None if row is None else LLMReply(row[0], row[1], row[2], row[3])
 
-    def put(self, key: str, backend: str, model: str, prompt_version: str, reply: LLMReply) -> None:
-        """Store (or replace) one reply and commit at once."""
+    def put(self, key: str, backend: str, model: str, prompt_version: str, reply: LLMReply) -> LLMReply:
+        """Store one reply, commit at once, and return the reply stored under ``key``.
+
+        The first reply stored for a key stays: when two identical prompts were in flight at once (items
+        with the same text), both callers get the same reply, as a cached re-run will.
+        """
         with self._lock:
             db = self._conn()
             db.execute(
-                "INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO replies VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     key,
                     backend,
@@ -90,6 +94,9 @@ class ReplyCache:
                 ),
             )
             db.commit()
+        stored = self.get(key)
+        assert stored is not None
+        return stored
 
     def __len__(self) -> int:
         with self._lock:

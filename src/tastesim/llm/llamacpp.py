@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from tastesim.llm.backend import LLMError, LLMReply
+from tastesim.llm.requantize import requantized, requantized_name
 
-__all__ = ["DEFAULT_GGUF", "LlamaCppBackend", "default_gguf"]
+__all__ = ["DEFAULT_GGUF", "SHIPPED", "LlamaCppBackend", "default_gguf"]
 
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SHIPPED = "shipped"
 
 
 def default_gguf() -> Path:
@@ -34,6 +36,8 @@ def default_gguf() -> Path:
 class LlamaCppBackend:
     """An in-process llama.cpp model; the model loads on the first call.
 
+    ``model`` is a GGUF path; by default the shipped SmolLM2 file, run from its Q4_0 copy in
+    ``cache_dir`` (made once, see :mod:`tastesim.llm.requantize`); ``"shipped"`` runs the Q4_1 file as is.
     Calls may come from several threads: llama.cpp's server loop queues them onto ``parallel`` slots.
     """
 
@@ -47,9 +51,14 @@ class LlamaCppBackend:
         threads: int | None = None,
         parallel: int = 1,
         repeat_penalty: float = 1.15,
+        cache_dir: Path | None = None,
     ) -> None:
-        self.path = Path(model) if model else None
-        self.model = self.path.name if self.path else DEFAULT_GGUF
+        self.requantize = not model
+        self.path = None if self.requantize or model == SHIPPED else Path(model)
+        self.model = requantized_name(Path(DEFAULT_GGUF)) if self.requantize else DEFAULT_GGUF
+        if self.path:
+            self.model = self.path.name
+        self.cache_dir = cache_dir
         self.n_ctx = n_ctx
         self.threads = threads or min(os.cpu_count() or 1, 4)
         self.parallel = parallel
@@ -71,6 +80,8 @@ class LlamaCppBackend:
                 path = self.path or default_gguf()
                 if not path.is_file():
                     raise LLMError(f"GGUF model file {str(path)!r} not found")
+                if self.requantize:
+                    path = self._fast_copy(path)
                 params = xllamacpp.CommonParams()
                 params.model.path = str(path)
                 params.n_ctx = self.n_ctx * self.parallel
@@ -81,6 +92,17 @@ class LlamaCppBackend:
                 params.verbosity = -1
                 self._server = xllamacpp.Server(params)
             return self._server
+
+    def _fast_copy(self, shipped: Path) -> Path:
+        from tastesim.analysis.cache import default_cache_dir
+
+        try:
+            return requantized(shipped, self.cache_dir or default_cache_dir())
+        except ImportError as err:
+            raise LLMError(
+                "the default embedded model is run from a Q4_0 copy made with the gguf package: "
+                "pip install gguf (or use the model 'shipped')"
+            ) from err
 
     def complete(
         self,
