@@ -2,9 +2,11 @@
 
 Runs the quick start scenario, then 1,000 and 10,000 agents (ML-100K users resampled) for 20 steps
 against the popularity recommender, each into a fresh temporary folder, and prints one row per run.
-Times include the final flush: every memory is persisted when a run's wall time stops.
+Times include the final flush: every memory is persisted when a run's wall time stops. The write rate is
+records written per second of writing by the busiest writer process (shards write in parallel).
 
-Usage: python bench/step_throughput.py [--agents 1000 10000] [--steps 20]
+Usage: python bench/step_throughput.py [--agents 1000 10000] [--steps 20] [--shards 1 2]
+(``--shards`` repeats each population size with each store shard count: one writer process per shard.)
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ def measure(label: str, scenario: Scenario) -> None:
     agent_steps = summary["agents"] * summary["steps"]
     rate = t["records_written_this_session"] / t["store_write_seconds"] if t["store_write_seconds"] else 0
     print(
-        f"{label:<22} agents={summary['agents']:>6} steps={summary['steps']:>3} wall={wall:7.1f}s "
+        f"{label:<18} shards={scenario.memory.shards} agents={summary['agents']:>6} steps={summary['steps']:>3} "
+        f"wall={wall:7.1f}s "
         f"agent-steps/s(wall)={agent_steps / wall:9.0f} decisions/s(step compute)={t['decisions_per_second']:>10.0f} "
         f"decisions/s(wall)={summary['decisions'] / wall:9.0f} chroma_records={summary['memory_records']:>7} "
         f"records_written={t['records_written_this_session']:>7} "
@@ -49,20 +52,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--agents", type=int, nargs="*", default=[1000, 10000])
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--shards", type=int, nargs="*", default=[], help="default: the scenario's")
     args = parser.parse_args()
     quickstart = load_scenario(ROOT / "scenarios" / "quickstart.yaml")
     measure("quickstart (warm)", quickstart)
     for n in args.agents:
-        measure(
-            f"{n} agents",
-            quickstart.model_copy(
-                update={
-                    "name": f"bench{n}",
-                    "steps": args.steps,
-                    "population": quickstart.population.model_copy(update={"users": n}),
-                }
-            ),
-        )
+        for shards in args.shards or [quickstart.memory.shards]:
+            measure(
+                f"{n} agents",
+                quickstart.model_copy(
+                    update={
+                        "name": f"bench{n}",
+                        "steps": args.steps,
+                        "population": quickstart.population.model_copy(update={"users": n}),
+                        "memory": quickstart.memory.model_copy(update={"shards": shards}),
+                    }
+                ),
+            )
 
 
 if __name__ == "__main__":

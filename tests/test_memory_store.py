@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tastesim.memory.store import MemoryRecord, MemoryStore, StoreSpec, open_store, record_id
+from tastesim.memory.store import MemoryRecord, MemoryStore, ShardedStore, StoreSpec, open_store, record_id
 from tastesim.memory.writer import MemoryWriter, RecordFactory
 
 DIM = 384
@@ -281,3 +281,54 @@ def test_add_inserts_new_ids_and_overwrites_known_ones(store: MemoryStore) -> No
     factory.add(store, again, known)
     records = {r.id: (r.item_id, r.step) for r in store.get(agent_id=3)}
     assert records == {"a3-r0-L": (factory.item_ids[1], 6), "a3-r1-L": (factory.item_ids[1], 6)}
+
+
+# --------------------------------------------------------------------------------------------- shards
+
+
+def test_sharded_writer_splits_agents_across_shards_and_reads_back_as_one(tmp_path: Path) -> None:
+    spec = StoreSpec(tmp_path / "memory", COLLECTION, shards=2)
+    writer = MemoryWriter(spec, _factory())
+    try:
+        writer.add(
+            _cols(
+                agent=[0, 1, 2, 3, 3],
+                reason=[0, 1, 2, 3, 0],
+                polarity=[1, 1, -1, 1, -1],
+                item=[0, 1, 2, 0, 1],
+                created=[0, 0, 0, 1, 3],
+                strength=[1.0, 1.0, 1.0, 1.0, 1.0],
+                last=[0, 0, 0, 1, 3],
+            )
+        )
+        writer.update(_cols(agent=[1, 2], reason=[1, 2], polarity=[1, -1], strength=[2.5, 4.0], last=[2, 2]))
+        stats = writer.flush()
+        assert (stats.records_added, stats.records_updated, stats.records_in_store) == (5, 2, 5)
+        # Back to a checkpoint at step 1 whose working memory holds agent 3's first memory only.
+        writer.reconcile(1, _cols(agent=[3], reason=[3], polarity=[1], item=[0], created=[1], strength=[1.0], last=[1]))
+        assert writer.close().records_in_store == 4
+    finally:
+        writer.close()
+
+    even, odd = (open_store(p.path, p.collection) for p in spec.parts())
+    assert [p.path for p in spec.parts()] == [tmp_path / "memory" / "shard-0", tmp_path / "memory" / "shard-1"]
+    assert sorted(r.agent_id for r in even.get()) == [0, 2]
+    assert sorted(r.agent_id for r in odd.get()) == [1, 3]
+    store = spec.open()
+    assert isinstance(store, ShardedStore) and store.count() == 4
+    assert {r.id: r.strength for r in store.get()} == {"a0-r0-L": 1.0, "a1-r1-L": 2.5, "a2-r2-D": 4.0, "a3-r3-L": 1.0}
+    assert [r.id for r in store.get(agent_id=2)] == ["a2-r2-D"]
+    assert len(store.get(limit=3)) == 3 and sorted(store.ids()) == sorted(r.id for r in store.get())
+    (hit,) = store.recall(_factory().reason_vectors[1], agent_id=1, k=1)
+    assert hit.id == "a1-r1-L" and hit.distance == pytest.approx(0.0, abs=1e-5)
+
+
+def test_unsharded_spec_is_one_collection_in_its_folder(tmp_path: Path) -> None:
+    spec = StoreSpec(tmp_path / "memory", COLLECTION)
+    assert spec.parts() == [spec]
+    assert isinstance(spec.open(), MemoryStore)
+    server = StoreSpec(None, COLLECTION, "http://127.0.0.1:8000", shards=2)
+    assert [(p.path, p.collection, p.server) for p in server.parts()] == [
+        (None, f"{COLLECTION}-shard-0", "http://127.0.0.1:8000"),
+        (None, f"{COLLECTION}-shard-1", "http://127.0.0.1:8000"),
+    ]

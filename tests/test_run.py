@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from tastesim.memory.store import open_store, record_id
+from tastesim.memory.store import MemoryStore, ShardedStore, record_id
 from tastesim.scenario import load_scenario
 from tastesim.world.metrics import METRICS
-from tastesim.world.run import RunError, run_scenario
+from tastesim.world.run import RunError, run_scenario, store_spec
 
 
 @pytest.fixture(scope="session")
@@ -82,12 +82,17 @@ def test_small_run_writes_a_complete_output_folder(tmp_path: Path, cache_dir: Pa
     assert resolved["population"]["users"] == 120 and resolved["seed"] == 7
 
 
+def _store(out: Path) -> MemoryStore | ShardedStore:
+    return store_spec(load_scenario(out / "scenario.yaml"), out).open()
+
+
 @pytest.mark.slow
 def test_store_holds_every_working_memory(tmp_path: Path, cache_dir: Path) -> None:
     out = run_small(tmp_path, cache_dir)
     with np.load(out / "checkpoint.npz") as state:
         reason, polarity, strength = state["memory_reason"], state["memory_polarity"], state["memory_strength"]
-    store = open_store(out / "memory", "tastesim-small")
+    store = _store(out)
+    assert isinstance(store, ShardedStore) and len(store.shards) == 2  # the default: two writer processes
     records = {r.id: r for r in store.get()}
     assert store.count() == json.loads((out / "summary.json").read_text())["memory_records"]
     held = np.argwhere(reason >= 0)
@@ -99,7 +104,9 @@ def test_store_holds_every_working_memory(tmp_path: Path, cache_dir: Path) -> No
     # Recall through Chroma with filters returns only that agent's memories of that polarity.
     agent = int(held[0][0])
     probe = store.get(agent_id=agent, polarity="like", limit=1)[0]
-    vector = store._collection.get(ids=[probe.id], include=["embeddings"])["embeddings"][0]
+    shard = store.shards[agent % 2]
+    assert shard.get(agent_id=agent) == store.get(agent_id=agent)
+    vector = shard._collection.get(ids=[probe.id], include=["embeddings"])["embeddings"][0]
     recalled = store.recall(np.asarray(vector), agent_id=agent, k=3, polarity="like")
     assert recalled[0].id == probe.id
     assert all(r.agent_id == agent and r.polarity == "like" for r in recalled)
@@ -169,6 +176,6 @@ def test_resume_after_kill_minus_nine_matches_an_uninterrupted_run(tmp_path: Pat
     pd.testing.assert_frame_equal(
         pd.read_parquet(out / "interactions.parquet"), pd.read_parquet(reference / "interactions.parquet")
     )
-    ours = {r.id: r.strength for r in open_store(out / "memory", "tastesim-small").get()}
-    theirs = {r.id: r.strength for r in open_store(reference / "memory", "tastesim-small").get()}
+    ours = {r.id: r.strength for r in _store(out).get()}
+    theirs = {r.id: r.strength for r in _store(reference).get()}
     assert ours == theirs

@@ -48,6 +48,9 @@ class MemoryConfig(_Section):
     capacity: int = Field(16, ge=1, le=512, description="distinct reasons each agent keeps in working memory")
     server: str | None = Field(None, pattern=r"^https?://", description="Chroma server URL; embedded store when empty")
     checkpoint_every: int = Field(5, ge=1, description="steps between checkpoints (each flushes memory writes)")
+    shards: int = Field(
+        2, ge=1, le=16, description="store shards (memory/shard-K), one writer process each; 1 = one collection"
+    )
 
 
 class AnalyserConfig(_Section):
@@ -58,7 +61,9 @@ class AnalyserConfig(_Section):
     )
     profiles: Path | None = Field(None, description="JSONL of item profiles to use instead of analysing")
     embedder: Literal["minilm", "hashing"] = "minilm"
-    model: str | None = Field(None, description="Ollama model name or GGUF path; the backend's default when empty")
+    model: str | None = Field(
+        None, description="Ollama model name, or GGUF path / 'shipped' (llamacpp); the backend's default when empty"
+    )
     base_url: str | None = Field(None, pattern=r"^https?://", description="Ollama server; $OLLAMA_HOST when empty")
     timeout_s: float = Field(120.0, gt=0, le=3600, description="seconds per LLM request")
     retries: int = Field(2, ge=0, le=10, description="retries of a request after a timeout or server error")
@@ -248,6 +253,15 @@ class Scenario(_Section):
         names = [arm.name for arm in self.arms]
         if len(set(names)) != len(names):
             raise ValueError(f"arm names must be distinct, got {names}")
+        return self
+
+    @model_validator(mode="after")
+    def _conversation_alone(self) -> Scenario:
+        if self.conversation is not None and (self.arms or self.shocks):
+            raise ValueError(
+                "a conversation run holds dialogues with a CRS and has no slate steps: "
+                "remove arms and shocks, or the conversation section"
+            )
         return self
 
     def to_yaml(self) -> str:

@@ -1,8 +1,12 @@
-"""Long-term reason memory on ChromaDB: one collection per run, one record per (agent, reason, polarity).
+"""Long-term reason memory on ChromaDB: one collection per run (or per shard), one record per remembered reason.
 
-Record id ``a{agent}-r{reason}-{L|D}``; document = reason text; embedding = the reason's MiniLM vector
-(always passed explicitly: Chroma's default embedding function downloads a model); metadata
-``{agent_id, item_id, polarity, category, step, strength, last_step}``.
+Record id ``a{agent}-r{reason}-{L|D}``; embedding = the reason's MiniLM vector (always passed
+explicitly: Chroma's default embedding function downloads a model); metadata
+``{text, agent_id, item_id, polarity, category, step, strength, last_step}``.
+
+The reason text is a metadata field, not a Chroma document: documents feed Chroma's full-text index,
+which cost ~25 % of the embedded write rate here (``bench/chroma_write_cost.py``), and memories are
+recalled by embedding and metadata filters, never by full-text search.
 """
 
 from __future__ import annotations
@@ -14,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MemoryRecord", "MemoryStore", "StoreSpec", "open_store", "record_id"]
+__all__ = ["HNSW", "MemoryRecord", "MemoryStore", "ShardedStore", "StoreSpec", "open_store", "record_id"]
 
 # Cheaper HNSW construction than Chroma's default (measured here: ~2x faster inserts); recall by agent
 # filter stays exact with a wide search (ef_search), which costs ~ms per query.
-_HNSW = {"space": "cosine", "ef_construction": 32, "max_neighbors": 8, "ef_search": 400}
+HNSW = {"space": "cosine", "ef_construction": 32, "max_neighbors": 8, "ef_search": 400}
 
 
 def record_id(agent: int, reason: int, polarity: int) -> str:
@@ -49,7 +53,7 @@ class MemoryStore:
         self._client = client
         self.collection_name = collection
         self._collection = client.get_or_create_collection(
-            collection, configuration={"hnsw": _HNSW}, embedding_function=None
+            collection, configuration={"hnsw": HNSW}, embedding_function=None
         )
 
     def count(self) -> int:
@@ -69,7 +73,8 @@ class MemoryStore:
         Plain inserts are ~15 % faster in embedded Chroma, so writers that know an id is new say so.
         """
         write = self._collection.upsert if overwrite else self._collection.add
-        write(ids=list(ids), embeddings=vectors, documents=list(texts), metadatas=list(metadatas))
+        metadatas = [{"text": text, **meta} for text, meta in zip(texts, metadatas, strict=True)]
+        write(ids=list(ids), embeddings=vectors, metadatas=metadatas)
 
     def ids(self) -> list[str]:
         """Every record id."""
@@ -95,12 +100,8 @@ class MemoryStore:
         self, agent_id: int | None = None, polarity: str | None = None, limit: int | None = None
     ) -> list[MemoryRecord]:
         """Records matching the filters, without similarity ranking."""
-        result = self._collection.get(
-            where=_where(agent_id, polarity, None), limit=limit, include=["documents", "metadatas"]
-        )
-        return [
-            _record(i, d, m) for i, d, m in zip(result["ids"], result["documents"], result["metadatas"], strict=True)
-        ]
+        result = self._collection.get(where=_where(agent_id, polarity, None), limit=limit, include=["metadatas"])
+        return [_record(i, m) for i, m in zip(result["ids"], result["metadatas"], strict=True)]
 
     def recall(
         self,
@@ -115,13 +116,11 @@ class MemoryStore:
             query_embeddings=np.asarray(query, dtype=np.float32).reshape(1, -1),
             n_results=k,
             where=_where(agent_id, polarity, category),
-            include=["documents", "metadatas", "distances"],
+            include=["metadatas", "distances"],
         )
         return [
-            _record(i, d, m, dist)
-            for i, d, m, dist in zip(
-                result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0], strict=True
-            )
+            _record(i, m, dist)
+            for i, m, dist in zip(result["ids"][0], result["metadatas"][0], result["distances"][0], strict=True)
         ]
 
 
@@ -136,10 +135,10 @@ def _where(agent_id: int | None, polarity: str | None, category: str | None) -> 
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
-def _record(rid: str, text: str, meta: dict, distance: float | None = None) -> MemoryRecord:
+def _record(rid: str, meta: dict, distance: float | None = None) -> MemoryRecord:
     return MemoryRecord(
         rid,
-        text,
+        str(meta["text"]),
         int(meta["agent_id"]),
         str(meta["item_id"]),
         str(meta["polarity"]),
@@ -151,21 +150,79 @@ def _record(rid: str, text: str, meta: dict, distance: float | None = None) -> M
     )
 
 
+class ShardedStore:
+    """Read access to a store split into shards by ``agent_id % len(shards)`` (one writer process each)."""
+
+    def __init__(self, shards: list[MemoryStore]) -> None:
+        self.shards = shards
+
+    def _of(self, agent_id: int) -> MemoryStore:
+        return self.shards[agent_id % len(self.shards)]
+
+    def count(self) -> int:
+        """Number of records in all shards."""
+        return sum(shard.count() for shard in self.shards)
+
+    def ids(self) -> list[str]:
+        """Every record id."""
+        return [rid for shard in self.shards for rid in shard.ids()]
+
+    def get(
+        self, agent_id: int | None = None, polarity: str | None = None, limit: int | None = None
+    ) -> list[MemoryRecord]:
+        """Records matching the filters (see :meth:`MemoryStore.get`)."""
+        if agent_id is not None:
+            return self._of(agent_id).get(agent_id, polarity, limit)
+        records = [r for shard in self.shards for r in shard.get(None, polarity, limit)]
+        return records if limit is None else records[:limit]
+
+    def recall(
+        self,
+        query: np.ndarray,
+        agent_id: int,
+        k: int = 5,
+        polarity: str | None = None,
+        category: str | None = None,
+    ) -> list[MemoryRecord]:
+        """The agent's ``k`` closest memories (see :meth:`MemoryStore.recall`)."""
+        return self._of(agent_id).recall(query, agent_id, k, polarity, category)
+
+
 @dataclass(frozen=True)
 class StoreSpec:
-    """Where a run's store lives (picklable, so a writer process can open the same store)."""
+    """Where a run's store lives (picklable, so writer processes can open it).
+
+    With ``shards`` > 1 the store is split by ``agent_id % shards``, each shard written by its own
+    process: embedded shards live in ``path/shard-K``, shards on a server in collections ``NAME-shard-K``.
+    """
 
     path: Path | None
     collection: str
     server: str | None = None
+    shards: int = 1
 
-    def open(self) -> MemoryStore:
-        """Open the store."""
-        return open_store(self.path, self.collection, self.server)
+    def parts(self) -> list[StoreSpec]:
+        """One single-shard spec per shard (this spec itself when unsharded)."""
+        if self.shards == 1:
+            return [self]
+        return [
+            StoreSpec(
+                None if self.path is None else self.path / f"shard-{k}",
+                self.collection if self.server is None else f"{self.collection}-shard-{k}",
+                self.server,
+            )
+            for k in range(self.shards)
+        ]
+
+    def open(self) -> MemoryStore | ShardedStore:
+        """Open the store (a :class:`ShardedStore` view when sharded)."""
+        if self.shards == 1:
+            return open_store(self.path, self.collection, self.server)
+        return ShardedStore([open_store(p.path, p.collection, p.server) for p in self.parts()])
 
 
 def open_store(path: Path | None, collection: str, server: str | None = None) -> MemoryStore:
-    """Open the run's store: embedded at ``path``, or on a Chroma server ``http://host:port``."""
+    """Open one collection: embedded at ``path``, or on a Chroma server ``http://host:port``."""
     import chromadb
     from chromadb.config import Settings
 

@@ -1,10 +1,12 @@
-"""A writer process that keeps the long-term store in step, behind the simulation.
+"""Writer processes that keep the long-term store in step, behind the simulation.
 
 Chroma's client validates every record in Python, so a writer *thread* would hold the GIL against the
-simulation. The writer is therefore a separate process that owns the store while the run goes on. The
-simulation sends compact columns (agent, slot values) and returns at once; the process turns them into
-records (id, text, embedding, metadata) and writes them in batches. ``flush`` waits until everything
-sent so far is applied and reports the process's counters; an error in the process is raised there.
+simulation. A writer is therefore a separate process that owns its store (or its shard of the store)
+while the run goes on. Embedded Chroma writes on about one core (~1-2k records/s here), so a sharded
+store gets one process per shard and a second core writes in parallel (``bench/chroma_write_cost.py``).
+The simulation sends compact columns (agent, slot values) and returns at once; each process turns its
+agents' rows into records (id, text, embedding, metadata) and writes them in batches. ``flush`` waits
+until everything sent so far is applied and reports the counters; an error in a process is raised there.
 """
 
 from __future__ import annotations
@@ -31,6 +33,16 @@ class WriterStats:
     records_updated: int = 0
     seconds_writing: float = 0.0
     records_in_store: int = 0
+
+    @staticmethod
+    def combined(shards: list[WriterStats]) -> WriterStats:
+        """Counters of shards written in parallel: sums, and the longest shard's writing time."""
+        return WriterStats(
+            sum(s.records_added for s in shards),
+            sum(s.records_updated for s in shards),
+            max(s.seconds_writing for s in shards),
+            sum(s.records_in_store for s in shards),
+        )
 
 
 @dataclass(frozen=True)
@@ -150,58 +162,80 @@ def _serve(spec: StoreSpec, factory: RecordFactory, inbox: Any, outbox: Any) -> 
 
 
 class MemoryWriter:
-    """Client side of the writer process."""
+    """Client side of the writer processes, one per shard of ``spec``; rows go to shard ``agent % shards``."""
 
     def __init__(self, spec: StoreSpec, factory: RecordFactory) -> None:
         ctx = mp.get_context("spawn")
-        self._inbox = ctx.Queue()
-        self._outbox = ctx.Queue()
-        self._process = ctx.Process(target=_serve, args=(spec, factory, self._inbox, self._outbox), daemon=True)
-        self._process.start()
+        self._inboxes = [ctx.Queue() for _ in range(spec.shards)]
+        self._outboxes = [ctx.Queue() for _ in range(spec.shards)]
+        self._processes = [
+            ctx.Process(target=_serve, args=(part, factory, inbox, outbox), daemon=True)
+            for part, inbox, outbox in zip(spec.parts(), self._inboxes, self._outboxes, strict=True)
+        ]
+        for process in self._processes:
+            process.start()
         self.stats = WriterStats()
         self._open = True
 
     def add(self, cols: dict[str, np.ndarray]) -> None:
         """Send new records (columns agent, reason, polarity, item, created, strength, last)."""
-        if len(cols["agent"]):
-            self._inbox.put(("add", cols))
+        self._send("add", cols)
 
     def update(self, cols: dict[str, np.ndarray]) -> None:
         """Send strength updates (columns agent, reason, polarity, strength, last)."""
-        if len(cols["agent"]):
-            self._inbox.put(("update", cols))
+        self._send("update", cols)
 
     def reset(self) -> None:
         """Empty the store (a run that never checkpointed starts over)."""
-        self._inbox.put(("reset", None))
+        for inbox in self._inboxes:
+            inbox.put(("reset", None))
 
     def reconcile(self, step: int, cols: dict[str, np.ndarray]) -> None:
         """Bring the store back to a checkpoint (see :meth:`RecordFactory.reconcile`)."""
-        self._inbox.put(("reconcile", {"step": step, **cols}))
+        for inbox, part in zip(self._inboxes, self._split(cols), strict=True):
+            inbox.put(("reconcile", {"step": step, **part}))
 
     def flush(self) -> WriterStats:
-        """Wait until everything sent is written; raise if the process failed."""
+        """Wait until everything sent is written; raise if a process failed."""
         return self._roundtrip("flush")
 
     def close(self) -> WriterStats:
-        """Flush and stop the process."""
+        """Flush and stop the processes."""
         if not self._open:
             return self.stats
         stats = self._roundtrip("stop")
-        self._process.join(timeout=60)
+        for process in self._processes:
+            process.join(timeout=60)
         self._open = False
         return stats
 
+    def _split(self, cols: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+        if len(self._inboxes) == 1:
+            return [cols]
+        shard = cols["agent"] % len(self._inboxes)
+        return [{k: v[shard == i] for k, v in cols.items()} for i in range(len(self._inboxes))]
+
+    def _send(self, kind: str, cols: dict[str, np.ndarray]) -> None:
+        for inbox, part in zip(self._inboxes, self._split(cols), strict=True):
+            if len(part["agent"]):
+                inbox.put((kind, part))
+
     def _roundtrip(self, kind: str) -> WriterStats:
-        self._inbox.put((kind, None))
+        for inbox in self._inboxes:
+            inbox.put((kind, None))
+        replies = [self._reply(box, process) for box, process in zip(self._outboxes, self._processes, strict=True)]
+        self.stats = WriterStats.combined([stats for stats, _ in replies])
+        errors = [error for _, error in replies if error is not None]
+        if errors:
+            raise RuntimeError(f"memory writer failed: {errors[0]}")
+        return self.stats
+
+    @staticmethod
+    def _reply(outbox: Any, process: Any) -> tuple[WriterStats, str | None]:
         while True:
             try:
-                _, stats, error = self._outbox.get(timeout=5)
-                break
+                _, stats, error = outbox.get(timeout=5)
+                return stats, error
             except Exception as err:  # queue.Empty: check the process is alive, keep waiting
-                if not self._process.is_alive():
+                if not process.is_alive():
                     raise RuntimeError("the memory writer process died") from err
-        self.stats = stats
-        if error is not None:
-            raise RuntimeError(f"memory writer failed: {error}")
-        return stats

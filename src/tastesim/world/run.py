@@ -37,7 +37,7 @@ from tastesim.world.model import TasteModel
 from tastesim.world.plots import write_plots
 from tastesim.world.shocks import ShockError, shocked_world
 
-__all__ = ["RunError", "RunResult", "run_scenario"]
+__all__ = ["RunError", "RunResult", "run_scenario", "store_spec"]
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
@@ -67,13 +67,15 @@ def run_scenario(scenario: Scenario | None, out: Path, resume: bool = False, pro
         resume: Continue the run in ``out`` from its last checkpoint.
         progress: Callback ``(phase, done, total)`` for progress display.
     """
-    if scenario is not None and scenario.conversation is not None:  # issue 5: conversations with a CRS
+    if scenario is not None and scenario.conversation is not None:
         from tastesim.conversation.stress import run_conversations
 
         return run_conversations(scenario, Path(out), progress)
     out = Path(out)
     started = time.perf_counter()
     scenario = _scenario_for(scenario, out, resume)
+    if scenario.conversation is not None:
+        raise RunError(f"{out} holds a conversation run, which cannot be resumed: run its scenario into a new folder")
     if scenario.arms:
         return RunResult(out, run_arms(scenario, out, resume, progress, run_scenario))
     model, journal = _open(scenario, out, resume, progress)
@@ -105,6 +107,14 @@ def _scenario_for(scenario: Scenario | None, out: Path, resume: bool) -> Scenari
     return scenario
 
 
+def store_spec(scenario: Scenario, out: Path) -> StoreSpec:
+    """Where the long-term memory of the run in ``out`` lives (``spec.open()`` reads it)."""
+    memory = scenario.memory
+    return StoreSpec(
+        None if memory.server else out / "memory", f"tastesim-{scenario.name}", memory.server, memory.shards
+    )
+
+
 def _open(scenario: Scenario, out: Path, resume: bool, progress: Progress) -> tuple[TasteModel, MemoryJournal]:
     """Build the model; for a resumed run, restore it and bring the store back to the checkpoint."""
     progress("loading data", 0, 1)
@@ -124,10 +134,7 @@ def _open(scenario: Scenario, out: Path, resume: bool, progress: Progress) -> tu
         parts.catalog.item_ids,
         [tables.categories[c] for c in tables.primary],
     )
-    memory_path = None if scenario.memory.server else out / "memory"
-    journal = MemoryJournal(
-        StoreSpec(memory_path, f"tastesim-{scenario.name}", scenario.memory.server), parts.memory, factory
-    )
+    journal = MemoryJournal(store_spec(scenario, out), parts.memory, factory)
     rec_cfg = scenario.recommender
     labels = segment_labels(parts.population, tuple(scenario.segments.by))
     try:
