@@ -245,3 +245,14 @@ def test_stress_scenario_file_is_valid() -> None:
     scenario = load_scenario(Path(__file__).parents[1] / "scenarios" / "crs_stress.yaml")
     assert scenario.conversation is not None and scenario.conversation.sessions == 100
     assert abs(sum(scenario.conversation.styles.values()) - 1) < 1e-9
+
+
+def test_a_conversation_run_folder_cannot_be_resumed(tmp_path) -> None:
+    from tastesim.scenario import ConversationConfig, Scenario
+    from tastesim.world.run import RunError, run_scenario
+
+    folder = tmp_path / "talks"
+    folder.mkdir()
+    (folder / "scenario.yaml").write_text(Scenario(conversation=ConversationConfig(sessions=2)).to_yaml())
+    with pytest.raises(RunError, match="holds a conversation run, which cannot be resumed"):
+        run_scenario(None, folder, resume=True)

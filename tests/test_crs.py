@@ -245,6 +245,7 @@ def test_stress_against_builtin_crs_writes_the_report(tmp_path: Path, slice_dir:
     assert report["sessions_finished"] == 40 and report["success_rate"] > 0
     assert set(report["by_style"]) == {"terse", "natural", "vague", "noisy", "paraphrase"}
     assert 0 < report["writer"]["calls_per_interaction"] < 1  # the cache shares texts between agents
+    assert report["writer"]["fallbacks"] == 0  # the template writer always writes
     transcripts = [json.loads(line) for line in (result.folder / "transcripts.jsonl").read_text().splitlines()]
     assert len(transcripts) == 5 and all(t["conversation"][0]["user"] for t in transcripts)
     resolved = yaml.safe_load((result.folder / "scenario.yaml").read_text())

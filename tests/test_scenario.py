@@ -177,3 +177,15 @@ def test_reviews_path_is_relative_to_the_scenario_file(scenario_dir: Path, tmp_p
     monkeypatch.chdir(elsewhere)
     scenario = load_scenario(_write(scenario_dir, "analyser: {kind: llamacpp, reviews: reviews.csv}\n"))
     assert scenario.analyser.reviews == (scenario_dir / "reviews.csv").resolve()
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "arms:\n  - {name: pop, recommender: {name: popularity}}\n",
+        "shocks:\n  - {kind: launch, step: 2, category: Drama}\n",
+    ],
+)
+def test_conversation_runs_refuse_arms_and_shocks(tmp_path: Path, extra: str) -> None:
+    message = _error(_write(tmp_path, "conversation: {sessions: 2}\n" + extra))
+    assert "remove arms and shocks, or the conversation section" in message

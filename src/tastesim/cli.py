@@ -14,7 +14,6 @@ from tastesim.eval.cli import eval_app
 from tastesim.llm.cli import analyze, llm_app
 from tastesim.report.cli import report
 from tastesim.terminal import USER_ERROR, PhaseProgress, console, fail, offline
-from tastesim.world.arms import COMPARED
 
 __all__ = ["USER_ERROR", "app", "main"]
 
@@ -63,11 +62,10 @@ def run(
     _print_summary(result.folder, result.summary)
 
 
-_SUMMARY_KEYS = ("decisions", *COMPARED[1:], "memory_records")
-
-
 def _print_summary(folder: Path, summary: dict) -> None:
     """The headline figures: one column per arm when the run compared recommenders."""
+    from tastesim.world.arms import COMPARED
+
     columns = summary.get("arms") or {"": summary}
     table = Table(
         title=f"{summary['scenario']}: {summary['steps']} steps, {summary['agents']} agents",
@@ -76,7 +74,7 @@ def _print_summary(folder: Path, summary: dict) -> None:
     table.add_column("")
     for name in columns:
         table.add_column(name, justify="right")
-    for key in _SUMMARY_KEYS:
+    for key in ("decisions", *COMPARED[1:], "memory_records"):
         values = [s[key] for s in columns.values()]
         table.add_row(key.replace("_", " "), *(f"{v:.4f}" if isinstance(v, float) else str(v) for v in values))
     table.add_row("wall time (s)", *(str(s["timing"]["wall_seconds"]) for s in columns.values()))

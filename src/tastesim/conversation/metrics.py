@@ -31,7 +31,13 @@ def _rate(part: int, whole: int) -> float | None:
 
 
 def stress_report(
-    results: Sequence[SessionResult], *, planned: int, wall_s: float, writer_requests: int, writer_calls: int
+    results: Sequence[SessionResult],
+    *,
+    planned: int,
+    wall_s: float,
+    writer_requests: int,
+    writer_calls: int,
+    writer_fallbacks: int,
 ) -> dict:
     """Headline figures of a stress run.
 
@@ -41,6 +47,7 @@ def stress_report(
         wall_s: Wall-clock seconds of the sessions.
         writer_requests: Texts asked of the (cached) writer.
         writer_calls: Texts the writer actually produced (LLM calls for the llm writer).
+        writer_fallbacks: Texts the llm writer failed to produce, written by the template writer instead.
     """
     turns = turn_table(results)
     ok = turns[turns["error"] == ""]
@@ -92,6 +99,7 @@ def stress_report(
             "texts_requested": writer_requests,
             "texts_written": writer_calls,
             "calls_per_interaction": _rate(writer_calls, interactions),
+            "fallbacks": writer_fallbacks,
         },
         "leaks_prevented": sum(r.leaks_prevented for r in results),
     }

@@ -44,15 +44,13 @@ Progress = Callable[[str, int, int], None]
 
 
 def make_writer(cfg: ConversationConfig, seed: int) -> CachedWriter:
-    """The scenario's writer behind the cache; the llm writer needs ``tastesim.llm`` (issue 3)."""
+    """The scenario's writer (template, or an LLM backend) behind the cache."""
     inner: QueryWriter
     if cfg.writer == "template":
         inner = TemplateWriter(seed)
     else:
-        try:
-            from tastesim.llm.backend import make_backend
-        except ImportError as err:
-            raise RunError("the llm writer needs tastesim.llm.backend; use writer: template meanwhile") from err
+        from tastesim.llm.backend import make_backend
+
         inner = LLMWriter(make_backend(cfg.llm, **cfg.llm_options), name=f"llm:{cfg.llm}", seed=seed)
     return CachedWriter(inner)
 
@@ -243,7 +241,12 @@ def run_conversations(scenario: Scenario, out: Path, progress: Progress) -> RunR
     progress("writing outputs", 0, 1)
     turn_table(results).to_parquet(out / "turns.parquet", index=False)
     report = stress_report(
-        results, planned=len(plans), wall_s=wall, writer_requests=writer.requests, writer_calls=writer.calls
+        results,
+        planned=len(plans),
+        wall_s=wall,
+        writer_requests=writer.requests,
+        writer_calls=writer.calls,
+        writer_fallbacks=writer.inner.fallbacks,
     )
     report["crs"] = {"url": cfg.crs_url or "built-in baseline", "mode": cfg.crs_mode}
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

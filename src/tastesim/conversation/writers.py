@@ -12,9 +12,9 @@ import asyncio
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from importlib import resources
 from typing import Literal, Protocol, runtime_checkable
 
+from tastesim.prompts import load_prompt
 from tastesim.rng import RandomTree
 
 __all__ = [
@@ -53,9 +53,13 @@ class FeedbackInput:
 
 @runtime_checkable
 class QueryWriter(Protocol):
-    """Writes user messages; ``name`` identifies it in cache keys and reports."""
+    """Writes user messages; ``name`` identifies it in cache keys and reports.
+
+    ``fallbacks`` counts texts it could not write itself (an LLM writer's failed or empty replies).
+    """
 
     name: str
+    fallbacks: int
 
     def query(self, spec: QueryInput) -> str:
         """The user's request."""
@@ -89,6 +93,7 @@ class TemplateWriter:
     """Deterministic offline writer: one template per style; noise is drawn from the text's own stream."""
 
     blocking = False  # microseconds per text: written inline, never handed to a thread
+    fallbacks = 0  # it always writes
 
     def __init__(self, seed: int = 0) -> None:
         self._tree = RandomTree(seed)
@@ -145,9 +150,8 @@ class TextBackend(Protocol):
 
 
 def render_prompt(name: str, **fields: str) -> str:
-    """Render the packaged prompt file ``prompts/<name>.txt`` with ``fields``."""
-    template = resources.files("tastesim").joinpath("prompts", f"{name}.txt").read_text(encoding="utf-8")
-    return template.format(**fields)
+    """Render the packaged prompt file ``prompts/<name>.txt`` (see :mod:`tastesim.prompts`) with ``fields``."""
+    return load_prompt(name).render(**fields)
 
 
 class LLMWriter:

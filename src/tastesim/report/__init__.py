@@ -1,5 +1,2 @@
-"""Run reports: a self-contained ``report.html`` with the drift, category, segment and arm figures."""
-
-from tastesim.report.html import ReportError, write_report
-
-__all__ = ["ReportError", "write_report"]
+"""Run reports: a self-contained ``report.html`` with the drift, category, segment and arm figures
+(``tastesim.report.html.write_report``)."""
