@@ -138,6 +138,30 @@ def test_add_overwrites_existing_id(store: MemoryStore) -> None:
     assert store.recall(_unit((1, 1.0)), agent_id=1, k=1)[0].distance == pytest.approx(0.0, abs=1e-5)
 
 
+def test_recall_finds_each_record_from_its_own_vector_in_a_crowded_store(store: MemoryStore) -> None:
+    # 150 agents x 20 memories clustered around 30 reasons (as MiniLM vectors of reason texts are), stored in
+    # batches, then a third re-learned with new vectors (upserts), as a run does. Every record must come
+    # back first for its own vector: Chroma's filtered HNSW query on this store missed ~2 % of them.
+    rng = np.random.default_rng(3)
+    centres = rng.standard_normal((30, DIM)).astype(np.float32)
+
+    def around(n: int) -> np.ndarray:
+        return centres[rng.integers(0, 30, n)] + 0.05 * rng.standard_normal((n, DIM)).astype(np.float32)
+
+    vectors = around(3000)
+    ids = [f"a{i // 20}-r{i % 20}" for i in range(3000)]
+    for lo in range(0, 3000, 1000):
+        store.add(ids[lo : lo + 1000], vectors[lo : lo + 1000], ids[lo : lo + 1000],
+                  [_meta(i // 20) for i in range(lo, lo + 1000)], overwrite=False)  # fmt: skip
+    redo = np.arange(0, 3000, 3)
+    vectors[redo] = around(len(redo))
+    store.add([ids[i] for i in redo], vectors[redo], [ids[i] for i in redo], [_meta(int(i) // 20) for i in redo])
+    for i in rng.choice(3000, size=300, replace=False):
+        hits = store.recall(vectors[i], agent_id=int(i) // 20, k=3)
+        assert hits[0].id == ids[i] and hits[0].distance == pytest.approx(0.0, abs=1e-5)
+        assert [h.distance for h in hits] == sorted(h.distance for h in hits)
+
+
 def test_delete_after_and_ids_touched_after(store: MemoryStore) -> None:
     ids = [f"s{step}" for step in range(6)]
     vectors = np.stack([_unit((step, 1.0)) for step in range(6)])

@@ -20,8 +20,8 @@ import numpy as np
 
 __all__ = ["HNSW", "MemoryRecord", "MemoryStore", "ShardedStore", "StoreSpec", "open_store", "record_id"]
 
-# Cheaper HNSW construction than Chroma's default (measured here: ~2x faster inserts); recall by agent
-# filter stays exact with a wide search (ef_search), which costs ~ms per query.
+# Cheaper HNSW construction than Chroma's default (measured here: ~2x faster inserts). Recall does not rely
+# on it (see MemoryStore.recall); ef_search is wide for anyone querying the collection directly.
 HNSW = {"space": "cosine", "ef_construction": 32, "max_neighbors": 8, "ef_search": 400}
 
 
@@ -111,17 +111,20 @@ class MemoryStore:
         polarity: str | None = None,
         category: str | None = None,
     ) -> list[MemoryRecord]:
-        """The ``k`` memories of ``agent_id`` closest to ``query``, optionally filtered by polarity/category."""
-        result = self._collection.query(
-            query_embeddings=np.asarray(query, dtype=np.float32).reshape(1, -1),
-            n_results=k,
-            where=_where(agent_id, polarity, category),
-            include=["metadatas", "distances"],
-        )
-        return [
-            _record(i, m, dist)
-            for i, m, dist in zip(result["ids"][0], result["metadatas"][0], result["distances"][0], strict=True)
-        ]
+        """The ``k`` memories of ``agent_id`` closest to ``query`` (cosine), optionally filtered by polarity/category.
+
+        Ranked exactly over the agent's filtered records, which number tens: Chroma's filtered HNSW search
+        on the write-optimised graph (``HNSW``) can miss a record, even one equal to the query.
+        """
+        result = self._collection.get(where=_where(agent_id, polarity, category), include=["metadatas", "embeddings"])
+        if not result["ids"]:
+            return []
+        vectors = np.asarray(result["embeddings"], dtype=np.float32)
+        probe = np.asarray(query, dtype=np.float32).ravel()
+        norms = np.linalg.norm(vectors, axis=1) * np.linalg.norm(probe)
+        distances = 1.0 - (vectors @ probe) / np.maximum(norms, 1e-12)
+        order = np.argsort(distances, kind="stable")[:k]
+        return [_record(result["ids"][i], result["metadatas"][i], float(distances[i])) for i in order]
 
 
 def _where(agent_id: int | None, polarity: str | None, category: str | None) -> dict | None:
