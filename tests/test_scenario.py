@@ -189,3 +189,13 @@ def test_reviews_path_is_relative_to_the_scenario_file(scenario_dir: Path, tmp_p
 def test_conversation_runs_refuse_arms_and_shocks(tmp_path: Path, extra: str) -> None:
     message = _error(_write(tmp_path, "conversation: {sessions: 2}\n" + extra))
     assert "remove arms and shocks, or the conversation section" in message
+
+
+def test_llm_requests_in_flight_default_per_backend(tmp_path: Path) -> None:
+    def in_flight(analyser: str) -> int:
+        return load_scenario(_write(tmp_path, f"analyser: {analyser}\n")).analyser.in_flight
+
+    assert in_flight("{kind: llamacpp}") == 4  # llama.cpp slots: fastest measured on 2 cores
+    assert in_flight("{kind: ollama}") == 2
+    assert in_flight("{kind: llamacpp, concurrency: 1}") == 1
+    assert ": analyser.concurrency: " in _error(_write(tmp_path, "analyser: {concurrency: 0}\n"))

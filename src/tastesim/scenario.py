@@ -67,7 +67,9 @@ class AnalyserConfig(_Section):
     base_url: str | None = Field(None, pattern=r"^https?://", description="Ollama server; $OLLAMA_HOST when empty")
     timeout_s: float = Field(120.0, gt=0, le=3600, description="seconds per LLM request")
     retries: int = Field(2, ge=0, le=10, description="retries of a request after a timeout or server error")
-    concurrency: int = Field(2, ge=1, le=64, description="LLM requests in flight at once")
+    concurrency: int | None = Field(
+        None, ge=1, le=64, description="LLM requests in flight at once; empty = 4 embedded (llama.cpp slots), 2 Ollama"
+    )
     reviews: Path | None = Field(None, description="reviews (JSONL or item,rating,text CSV) for the subjective path")
     reviews_per_item: int = Field(5, ge=0, le=100, description="reviews analysed per item")
     max_tokens: int | None = Field(
@@ -75,6 +77,11 @@ class AnalyserConfig(_Section):
     )
     keyword_min_count: int = Field(2, ge=1, description="keywords in fewer items are dropped")
     keyword_max_share: float = Field(0.3, gt=0, le=1, description="keywords in a larger share of items are dropped")
+
+    @property
+    def in_flight(self) -> int:
+        """Requests in flight: ``concurrency``, else 4 embedded slots (measured fastest on 2 cores) or 2 for Ollama."""
+        return self.concurrency or (4 if self.kind == "llamacpp" else 2)
 
     @model_validator(mode="after")
     def _exists(self) -> AnalyserConfig:

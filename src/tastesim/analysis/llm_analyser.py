@@ -272,13 +272,13 @@ def backend_for(cfg: AnalyserConfig, cache_dir: Path | None = None) -> LLMBacken
     ``cache_dir`` holds the embedded backend's Q4_0 model copy (default ``$TASTESIM_CACHE``).
     """
     if cfg.kind == "ollama":
-        options = {"timeout": cfg.timeout_s, "retries": cfg.retries, "concurrency": cfg.concurrency}
+        options = {"timeout": cfg.timeout_s, "retries": cfg.retries, "concurrency": cfg.in_flight}
         if cfg.base_url:
             options["base_url"] = cfg.base_url
         if cfg.model:
             options["model"] = cfg.model
         return make_backend("ollama", **options)
-    return make_backend(cfg.kind, model=cfg.model, parallel=cfg.concurrency, cache_dir=cache_dir)
+    return make_backend(cfg.kind, model=cfg.model, parallel=cfg.in_flight, cache_dir=cache_dir)
 
 
 def analyse_with_config(
@@ -303,7 +303,7 @@ def analyse_with_config(
         max_tokens=cfg.max_tokens,
         min_count=cfg.keyword_min_count,
         max_share=cfg.keyword_max_share,
-        workers=cfg.concurrency,
+        workers=cfg.in_flight,
     )
     cache = ReplyCache(Path(cache_dir) / "llm-replies.sqlite")
     analyser = LLMAnalyser(backend or backend_for(cfg, Path(cache_dir)), cache, fallback, settings)
