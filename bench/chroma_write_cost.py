@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tastesim.memory.store import HNSW
+from tastesim.memory.store import HNSW, MemoryStore
 
 BATCH = 5000
 VARIANTS = {  # label: (text as document, processes)
@@ -34,6 +34,7 @@ def _write(folder: Path, as_document: bool, lo: int, hi: int, shards: int) -> No
     from chromadb.config import Settings
 
     client = chromadb.PersistentClient(path=str(folder), settings=Settings(anonymized_telemetry=False))
+    store = MemoryStore(client, "bench")  # the store's own write path (text as metadata)
     collection = client.get_or_create_collection("bench", configuration={"hnsw": HNSW}, embedding_function=None)
     rows = np.arange(lo, hi, shards)
     vectors = np.random.default_rng(0).standard_normal((hi, 384)).astype(np.float32)
@@ -57,8 +58,7 @@ def _write(folder: Path, as_document: bool, lo: int, hi: int, shards: int) -> No
         if as_document:
             collection.add(ids=ids, embeddings=vectors[part], documents=texts, metadatas=metas)
         else:
-            metas = [{"text": t, **m} for t, m in zip(texts, metas, strict=True)]
-            collection.add(ids=ids, embeddings=vectors[part], metadatas=metas)
+            store.add(ids, vectors[part], texts, metas, overwrite=False)
 
 
 def _rate(folder: Path, as_document: bool, processes: int, records: int) -> float:

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -29,12 +30,12 @@ from tastesim.conversation.recall import choose_interest, fill_store, recall_fro
 from tastesim.conversation.session import Plan, SessionResult, Stage, hold_session
 from tastesim.conversation.writers import STYLES, CachedWriter, LLMWriter, QueryWriter, TemplateWriter
 from tastesim.crs.http import HttpCRS
-from tastesim.memory.store import MemoryStore, StoreSpec
+from tastesim.memory.store import MemoryStore
 from tastesim.memory.writer import RecordFactory
 from tastesim.rng import RandomTree
 from tastesim.scenario import ConversationConfig, Scenario
 from tastesim.world.build import Parts, build_parts, load_scenario_dataset, profiles_for
-from tastesim.world.run import RunError, RunResult, _decider
+from tastesim.world.run import RunError, RunResult, _decider, store_spec
 
 __all__ = ["make_writer", "plan_sessions", "run_conversations"]
 
@@ -114,10 +115,7 @@ def _store(scenario: Scenario, parts: Parts, out: Path, progress: Progress) -> M
         return None
     progress("storing memories", 0, 1)
     tables = parts.catalog.tables
-    spec = StoreSpec(
-        None if scenario.memory.server else out / "memory", f"tastesim-{scenario.name}", scenario.memory.server
-    )
-    store = spec.open()
+    store = replace(store_spec(scenario, out), shards=1).open()  # filled here, not by writer processes
     agents, _ = _draw(scenario, len(parts.population.users))
     factory = RecordFactory(
         parts.catalog.bank.texts, parts.catalog.bank.vectors, parts.catalog.item_ids,

@@ -55,9 +55,10 @@ class LlamaCppBackend:
     ) -> None:
         self.requantize = not model
         self.path = None if self.requantize or model == SHIPPED else Path(model)
-        self.model = requantized_name(Path(DEFAULT_GGUF)) if self.requantize else DEFAULT_GGUF
         if self.path:
             self.model = self.path.name
+        else:
+            self.model = requantized_name(Path(DEFAULT_GGUF)) if self.requantize else DEFAULT_GGUF
         self.cache_dir = cache_dir
         self.n_ctx = n_ctx
         self.threads = threads or min(os.cpu_count() or 1, 4)

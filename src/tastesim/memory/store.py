@@ -5,7 +5,7 @@ explicitly: Chroma's default embedding function downloads a model); metadata
 ``{text, agent_id, item_id, polarity, category, step, strength, last_step}``.
 
 The reason text is a metadata field, not a Chroma document: documents feed Chroma's full-text index,
-which cost ~25 % of the embedded write rate here (``bench/chroma_write_cost.py``), and memories are
+which cost ~12-24 % of the embedded write rate here (``bench/chroma_write_cost.py``), and memories are
 recalled by embedding and metadata filters, never by full-text search.
 """
 
@@ -18,11 +18,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["HNSW", "MemoryRecord", "MemoryStore", "ShardedStore", "StoreSpec", "open_store", "record_id"]
+__all__ = ["HNSW", "MemoryRecord", "MemoryStore", "ShardedStore", "StoreSpec", "open_store", "record_id", "shard_of"]
 
 # Cheaper HNSW construction than Chroma's default (measured here: ~2x faster inserts). Recall does not rely
 # on it (see MemoryStore.recall); ef_search is wide for anyone querying the collection directly.
 HNSW = {"space": "cosine", "ef_construction": 32, "max_neighbors": 8, "ef_search": 400}
+
+
+def shard_of(agent: Any, shards: int) -> Any:
+    """The shard holding an agent's memories: ``agent % shards`` (an id, or an array of ids)."""
+    return agent % shards
 
 
 def record_id(agent: int, reason: int, polarity: int) -> str:
@@ -154,13 +159,13 @@ def _record(rid: str, meta: dict, distance: float | None = None) -> MemoryRecord
 
 
 class ShardedStore:
-    """Read access to a store split into shards by ``agent_id % len(shards)`` (one writer process each)."""
+    """Read access to a store split into shards by :func:`shard_of` (one writer process each)."""
 
     def __init__(self, shards: list[MemoryStore]) -> None:
         self.shards = shards
 
     def _of(self, agent_id: int) -> MemoryStore:
-        return self.shards[agent_id % len(self.shards)]
+        return self.shards[shard_of(agent_id, len(self.shards))]
 
     def count(self) -> int:
         """Number of records in all shards."""
@@ -195,7 +200,7 @@ class ShardedStore:
 class StoreSpec:
     """Where a run's store lives (picklable, so writer processes can open it).
 
-    With ``shards`` > 1 the store is split by ``agent_id % shards``, each shard written by its own
+    With ``shards`` > 1 the store is split by :func:`shard_of`, each shard written by its own
     process: embedded shards live in ``path/shard-K``, shards on a server in collections ``NAME-shard-K``.
     """
 

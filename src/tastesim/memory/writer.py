@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tastesim.memory.store import MemoryStore, StoreSpec, record_id
+from tastesim.memory.store import MemoryStore, StoreSpec, record_id, shard_of
 
 __all__ = ["MemoryWriter", "RecordFactory", "WriterStats"]
 
@@ -162,7 +162,7 @@ def _serve(spec: StoreSpec, factory: RecordFactory, inbox: Any, outbox: Any) -> 
 
 
 class MemoryWriter:
-    """Client side of the writer processes, one per shard of ``spec``; rows go to shard ``agent % shards``."""
+    """Client side of the writer processes, one per shard of ``spec``; rows go to their agent's shard."""
 
     def __init__(self, spec: StoreSpec, factory: RecordFactory) -> None:
         ctx = mp.get_context("spawn")
@@ -212,7 +212,7 @@ class MemoryWriter:
     def _split(self, cols: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
         if len(self._inboxes) == 1:
             return [cols]
-        shard = cols["agent"] % len(self._inboxes)
+        shard = shard_of(cols["agent"], len(self._inboxes))
         return [{k: v[shard == i] for k, v in cols.items()} for i in range(len(self._inboxes))]
 
     def _send(self, kind: str, cols: dict[str, np.ndarray]) -> None:
