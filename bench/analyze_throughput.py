@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from tastesim.analysis.llm_analyser import LLMAnalyser, LLMAnalyserSettings
-from tastesim.analysis.profile import ItemProfile
+from tastesim.catalog.profile import ItemProfile
 from tastesim.data import load_dataset
 from tastesim.data.dataset import Dataset
 from tastesim.llm.backend import make_backend

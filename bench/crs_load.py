@@ -25,8 +25,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import httpx
 import yaml
 
+from tastesim.runs.converse import run_conversations
 from tastesim.scenario import Scenario
-from tastesim.world.run import run_scenario
 
 
 def _free_port() -> int:
@@ -88,7 +88,7 @@ def main() -> None:
                         },
                     }
                 )
-                report = run_scenario(scenario, Path(tmp) / f"run-{size}").summary["conversation"]
+                report = run_conversations(scenario, Path(tmp) / f"run-{size}").summary["conversation"]
                 lat, thr = report["latency_ms"], report["throughput"]
                 print(
                     f"concurrent={size:>5} sessions={report['sessions_finished']:>5} turns={report['turns']:>5} "

@@ -23,8 +23,8 @@ import pandas as pd
 import torch
 
 from tastesim.agents.population import build_population, seed_memory
-from tastesim.analysis.cache import default_cache_dir
-from tastesim.rng import RandomTree
+from tastesim.paths import default_cache_dir
+from tastesim.rng import RandomTree, Stream
 from tastesim.scenario import Scenario
 from tastesim.scoring.bundle import agent_context, load_or_train
 from tastesim.scoring.deciders import HeadDecider
@@ -74,16 +74,16 @@ def main() -> None:
     decider = HeadDecider(bundle.distilled, context)
     tree = RandomTree(0)
     agents = np.arange(len(parts.population.users))
-    slates = tree.generator("slates").integers(0, len(parts.catalog.item_ids), size=(agents.size, args.slate))
-    decider.decide(parts.memory, agents, slates, tree.generator("decide", 0))  # warm-up
+    slates = np.random.default_rng(tree.seed).integers(0, len(parts.catalog.item_ids), size=(agents.size, args.slate))
+    decider.decide(parts.memory, agents, slates, tree.generator(Stream.DECIDE, 0))  # warm-up
     times = []
     for step in range(args.repeats):
         started = time.perf_counter()
-        decider.decide(parts.memory, agents, slates, tree.generator("decide", step + 1))
+        decider.decide(parts.memory, agents, slates, tree.generator(Stream.DECIDE, step + 1))
         times.append(time.perf_counter() - started)
     batched = agents.size * args.slate / float(np.median(times))
 
-    population, train_rows = build_population(dataset, None, pop.train_fraction, tree.generator("population"))
+    population, train_rows = build_population(dataset, None, pop.train_fraction, tree.generator(Stream.POPULATION))
     memory, _ = seed_memory(population, train_rows, tables, scenario.memory.capacity, pop.like_threshold)
     rows = np.argwhere(memory.reason >= 0)
     history = pd.DataFrame(
@@ -95,7 +95,7 @@ def main() -> None:
         }
     )
     stat = agent_context(dataset, population, tables, bank, bundle).stat
-    gen = tree.generator("sample")
+    gen = np.random.default_rng(tree.seed + 1)
     pairs = np.stack(
         [gen.integers(0, len(population.users), args.sample), gen.integers(0, len(tables.primary), args.sample)], 1
     )

@@ -20,8 +20,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from tastesim.runs.simulate import run_simulation
 from tastesim.scenario import Scenario, load_scenario
-from tastesim.world.run import run_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,7 @@ def measure(label: str, scenario: Scenario) -> None:
     """Run one scenario and print its figures."""
     with tempfile.TemporaryDirectory(prefix="tastesim-bench-") as tmp:
         started = time.perf_counter()
-        summary = run_scenario(scenario, Path(tmp) / "run").summary
+        summary = run_simulation(scenario, Path(tmp) / "run").summary
         wall = time.perf_counter() - started
     t = summary["timing"]
     agent_steps = summary["agents"] * summary["steps"]

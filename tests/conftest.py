@@ -49,6 +49,6 @@ def ml100k():
 @pytest.fixture(scope="session")
 def minilm():
     """The packaged MiniLM embedder, loaded at most once per test session."""
-    from tastesim.memory.embeddings import MiniLMEmbedder
+    from tastesim.embedding import MiniLMEmbedder
 
     return MiniLMEmbedder()

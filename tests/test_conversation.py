@@ -248,11 +248,14 @@ def test_stress_scenario_file_is_valid() -> None:
 
 
 def test_a_conversation_run_folder_cannot_be_resumed(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from tastesim.cli import app
     from tastesim.scenario import ConversationConfig, Scenario
-    from tastesim.world.run import RunError, run_scenario
 
     folder = tmp_path / "talks"
     folder.mkdir()
     (folder / "scenario.yaml").write_text(Scenario(conversation=ConversationConfig(sessions=2)).to_yaml())
-    with pytest.raises(RunError, match="holds a conversation run, which cannot be resumed"):
-        run_scenario(None, folder, resume=True)
+    result = CliRunner().invoke(app, ["run", str(folder), "--resume"])
+    assert result.exit_code == 2
+    assert "holds a conversation run, which cannot be resumed" in " ".join(result.output.split())

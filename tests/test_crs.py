@@ -24,15 +24,14 @@ import pytest
 import yaml
 
 from tastesim.conversation.session import Stage, hold_session
-from tastesim.conversation.stress import make_writer, plan_sessions
 from tastesim.crs.baseline import serve_baseline
 from tastesim.crs.builtin import build_baseline
 from tastesim.crs.http import HttpCRS
 from tastesim.crs.protocol import CRSError, CRSRequest, Message, parse_openai_reply, parse_reply
 from tastesim.rng import RandomTree
+from tastesim.runs.converse import make_writer, plan_sessions, run_conversations
 from tastesim.scenario import Scenario
-from tastesim.world.build import build_parts, profiles_for
-from tastesim.world.run import _decider, run_scenario
+from tastesim.world.build import build_parts, profiles_for, scenario_decider
 
 
 @pytest.mark.parametrize(
@@ -93,7 +92,7 @@ def world(slice_dir: Path, slice_dataset, tmp_path_factory: pytest.TempPathFacto
 
 def _stage(scenario: Scenario, parts, turns: int = 3) -> Stage:
     titles = [str(t) for t in parts.dataset.items["title"]]
-    decider = _decider(scenario, parts, lambda *_: None)
+    decider = scenario_decider(scenario, parts)
     return Stage(parts.catalog, parts.memory, decider, titles, RandomTree(scenario.seed), turns, 10)
 
 
@@ -189,7 +188,7 @@ def _refused_url() -> str:
 
 def _stress(tmp_path: Path, slice_dir: Path, url: str, **conversation: object) -> tuple[dict, pd.DataFrame]:
     scenario = _scenario(slice_dir, tmp_path / "cache", crs_url=url, **conversation)
-    result = run_scenario(scenario, tmp_path / "out")
+    result = run_conversations(scenario, tmp_path / "out")
     turns = pd.read_parquet(result.folder / "turns.parquet")
     report = json.loads((result.folder / "report.json").read_text())
     assert report == result.summary["conversation"]
@@ -239,7 +238,7 @@ def test_503_is_retried_with_backoff(world, faulty: str) -> None:
 @pytest.mark.slow
 def test_stress_against_builtin_crs_writes_the_report(tmp_path: Path, slice_dir: Path) -> None:
     scenario = _scenario(slice_dir, tmp_path / "cache", sessions=40, concurrency=20, transcripts=5)
-    result = run_scenario(scenario, tmp_path / "out")
+    result = run_conversations(scenario, tmp_path / "out")
     report = result.summary["conversation"]
     assert report["errors"] == dict.fromkeys(report["errors"], 0)
     assert report["sessions_finished"] == 40 and report["success_rate"] > 0

@@ -8,14 +8,14 @@ import pytest
 
 from tastesim.agents.population import build_population, seed_memory
 from tastesim.analysis.keyphrase import KeyphraseAnalyser
+from tastesim.catalog.tables import CatalogTables
 from tastesim.data.dataset import Dataset
-from tastesim.memory.embeddings import make_embedder
-from tastesim.rng import RandomTree
+from tastesim.embedding import make_embedder
+from tastesim.rng import RandomTree, Stream
 from tastesim.scoring.bundle import BundleSettings, agent_context, load_or_train, train_bundle
 from tastesim.scoring.deciders import HeadDecider, VoteDecider
 from tastesim.scoring.logical import LogicalRule
 from tastesim.scoring.statistical import StatSettings
-from tastesim.scoring.tables import CatalogTables
 
 SETTINGS = BundleSettings(seed=1, stat=StatSettings(dim=16, epochs=3))
 AGREEMENT = 0.85  # stated rate: distilled vs learned ensemble, like and interaction, on held-out users
@@ -57,7 +57,7 @@ def test_bundle_is_cached_and_reloads_to_the_same_weights(world, tmp_path) -> No
 @pytest.fixture(scope="module")
 def agents(world, bundle):
     dataset, tables, bank = world
-    population, train_rows = build_population(dataset, None, 0.8, RandomTree(0).generator("population"))
+    population, train_rows = build_population(dataset, None, 0.8, RandomTree(0).generator(Stream.POPULATION))
     memory, _ = seed_memory(population, train_rows, tables, 16, 3.0)
     return population, memory, agent_context(dataset, population, tables, bank, bundle)
 
@@ -66,7 +66,7 @@ def test_head_decider_is_reproducible_and_follows_the_click_offset(bundle, agent
     population, memory, context = agents
     decider = HeadDecider(bundle.distilled, context)
     ids = np.arange(len(population.users))
-    slates = RandomTree(0).generator("slates").integers(0, len(context.tables.primary), size=(ids.size, 10))
+    slates = np.random.default_rng(0).integers(0, len(context.tables.primary), size=(ids.size, 10))
     slates[:, -1] = -1
     first, features = decider.decide(memory, ids, slates, np.random.default_rng(7))
     again, _ = decider.decide(memory, ids, slates, np.random.default_rng(7))

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from tastesim.agents.drift import click_offset, initial_state, item_vectors, update_state
+from tastesim.catalog import Decisions, PairFeatures
+from tastesim.catalog.tables import CatalogTables, ReasonBank
 from tastesim.memory.working import DISLIKE, LIKE, WorkingMemory
 from tastesim.scenario import DriftConfig
-from tastesim.scoring.logical import Decisions, LogicalRule, PairFeatures
-from tastesim.scoring.tables import CatalogTables, ReasonBank
+from tastesim.scoring.logical import LogicalRule
 
 # Three orthogonal reasons, one per item and category: item i has like reason i, category i.
 VECTORS = np.eye(3, dtype=np.float32)

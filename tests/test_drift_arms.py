@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from tastesim.recommenders.baselines import Recommender, SlateRequest
+from tastesim.recommenders.rerank import DiversityReranker
+from tastesim.runs.arms import arm_scenarios
 from tastesim.scenario import Scenario
-from tastesim.world.arms import arm_scenarios
 from tastesim.world.build import build_parts, load_scenario_dataset, profiles_for
-from tastesim.world.recommenders import Recommender, SlateRequest
-from tastesim.world.rerank import DiversityReranker
 
 
 def test_arms_share_identical_initial_populations(slice_dir: Path, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 
 from tastesim.agents.drift import InterestState
 from tastesim.agents.population import Population
-from tastesim.scoring.logical import Decisions
+from tastesim.catalog import Decisions
 from tastesim.world.drift_metrics import (
     DRIFT_METRICS,
     DriftTracker,

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tastesim.eval.metrics import auc
-from tastesim.rng import RandomTree
-from tastesim.scoring.bundle import torch_generator
+from tastesim.rng import RandomTree, Stream
 from tastesim.scoring.ensemble import fit_learned, vote_score
 from tastesim.scoring.features import FEATURES
 from tastesim.scoring.heads import HeadTargets
@@ -34,7 +33,7 @@ def test_vote_counts_keyword_similarity_and_statistical_votes() -> None:
 
 def test_learned_ensemble_weights_the_informative_score() -> None:
     """Likes follow the statistical score, interactions the keyword count; noise columns carry nothing."""
-    rng = RandomTree(5).generator("data")
+    rng = np.random.default_rng(5)
     n = 4000
     x = rng.normal(size=(n, len(FEATURES))).astype(np.float32)
     stat, kw = x[:, FEATURES.index("stat_like")], x[:, FEATURES.index("kw_pos")]
@@ -42,7 +41,7 @@ def test_learned_ensemble_weights_the_informative_score() -> None:
     interact = (rng.random(n) < 1 / (1 + np.exp(-3 * kw))).astype(np.float32)
     train, test = slice(0, 3000), slice(3000, None)
     targets = HeadTargets(interact[train], like[train], np.ones(3000, dtype=bool))
-    heads = fit_learned(x[train], targets, torch_generator(RandomTree(5), "learned"))
+    heads = fit_learned(x[train], targets, RandomTree(5).torch_generator(Stream.LEARNED))
     interact_logit, like_logit = heads.logits(x[test])
     assert auc(like_logit, like[test].astype(bool)) > 0.85
     assert auc(interact_logit, interact[test].astype(bool)) > 0.85

@@ -10,12 +10,13 @@ import pandas as pd
 import pytest
 
 from tastesim.analysis.aspects import DISLIKE_ASPECTS, LIKE_ASPECTS
-from tastesim.analysis.cache import cached_embeddings, cached_profiles, default_cache_dir
+from tastesim.analysis.cache import cached_profiles
 from tastesim.analysis.keyphrase import KeyphraseAnalyser, KeyphraseSettings
-from tastesim.analysis.keywords import STOP_WORDS, normalise_keyword, tokenise
-from tastesim.analysis.profile import ItemProfile, Reason, read_profiles, write_profiles
+from tastesim.catalog.profile import ItemProfile, Reason, read_profiles, write_profiles
 from tastesim.data import DataFormatError, Dataset
-from tastesim.memory.embeddings import HashingEmbedder
+from tastesim.embedding import HashingEmbedder, cached_embeddings
+from tastesim.paths import default_cache_dir
+from tastesim.text import STOP_WORDS, normalise_keyword, tokenise
 
 PHRASE_EVIDENCE = "keyphrase of the item's text"
 LIKE_BY_TEXT = {a[0]: a for a in LIKE_ASPECTS}

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from tastesim.analysis.llm_analyser import LLMAnalyser, LLMAnalyserSettings
-from tastesim.analysis.profile import ItemProfile
+from tastesim.catalog.profile import ItemProfile
 from tastesim.data.dataset import Dataset
 from tastesim.llm.backend import LLMReply
 from tastesim.llm.cache import ReplyCache
@@ -126,7 +126,7 @@ def test_resume_after_kill_9(slice_dir: Path, tmp_path: Path) -> None:
 
 
 def test_zero_reviews_per_item_switches_reviews_off() -> None:
-    from tastesim.llm.reviews import pick_reviews
+    from tastesim.data.reviews import pick_reviews
 
     reviews = pd.DataFrame({"item": ["a"] * 6, "rating": [1, 2, 4, 5, 5, 3], "text": [f"review {i}" for i in range(6)]})
     assert pick_reviews(reviews, 0) == {}

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from tastesim.analysis.profile import read_profiles
+from tastesim.catalog.profile import read_profiles
 from tastesim.cli import USER_ERROR, app
 
 runner = CliRunner()

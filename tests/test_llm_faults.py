@@ -116,7 +116,7 @@ def test_malformed_json_retries_once_then_falls_back(stub: _StubServer, slice_da
     def offline(catalog):
         offline_calls.append(catalog.n_items)
         from tastesim.analysis.keyphrase import KeyphraseAnalyser
-        from tastesim.memory.embeddings import make_embedder
+        from tastesim.embedding import make_embedder
 
         return KeyphraseAnalyser(make_embedder("hashing")).analyse(catalog)
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tastesim.analysis.keywords import STOP_WORDS
 from tastesim.llm.parsing import clean_keywords, parse_reply
 from tastesim.prompts import load_prompt, one_line
+from tastesim.text import STOP_WORDS
 
 RECORDED = [json.loads(line) for line in (Path(__file__).parent / "fixtures/llm/replies.jsonl").open()]
 

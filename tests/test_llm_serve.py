@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tastesim.analysis.llm_analyser import LLMAnalyser, LLMAnalyserSettings
-from tastesim.analysis.profile import ItemProfile
+from tastesim.catalog.profile import ItemProfile
 from tastesim.data.dataset import Dataset
 from tastesim.llm.backend import LLMBackend, make_backend
 from tastesim.llm.cache import ReplyCache

@@ -25,11 +25,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tastesim.analysis.profile import ItemProfile, Reason
+from tastesim.catalog import PairFeatures
+from tastesim.catalog.profile import ItemProfile, Reason
+from tastesim.catalog.tables import CatalogTables, ReasonBank
 from tastesim.memory.working import DISLIKE, LIKE, WorkingMemory
 from tastesim.scoring import logical
-from tastesim.scoring.logical import LogicalRule, PairFeatures, logical_features
-from tastesim.scoring.tables import CatalogTables, ReasonBank
+from tastesim.scoring.logical import LogicalRule, logical_features
 
 DIM = 12
 FAST = Reason("fast cars", ("car", "fast"))

@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from tastesim.data import Dataset
-from tastesim.world.recommenders import (
+from tastesim.recommenders.baselines import (
     ItemKNNRecommender,
     PopularityRecommender,
     RandomRecommender,

@@ -12,9 +12,9 @@ import yaml
 from typer.testing import CliRunner
 
 from tastesim.cli import app
+from tastesim.runs.arms import run_arms
 from tastesim.scenario import load_scenario
 from tastesim.world.drift_metrics import DRIFT_METRICS
-from tastesim.world.run import run_scenario
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = (
@@ -60,7 +60,7 @@ def arms_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     }
     path = base / "scenario.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
-    return run_scenario(load_scenario(path), base / "out").folder
+    return run_arms(load_scenario(path), base / "out").folder
 
 
 @pytest.mark.slow

@@ -16,9 +16,11 @@ import pytest
 import yaml
 
 from tastesim.memory.store import MemoryStore, ShardedStore, record_id
+from tastesim.runs.outcome import RunError
+from tastesim.runs.simulate import run_simulation
 from tastesim.scenario import load_scenario
+from tastesim.world.build import store_spec
 from tastesim.world.metrics import METRICS
-from tastesim.world.run import RunError, run_scenario, store_spec
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +50,7 @@ def write_scenario(folder: Path, cache_dir: Path, **fields: object) -> Path:
 
 def run_small(tmp_path: Path, cache_dir: Path, name: str = "run", **fields: object) -> Path:
     scenario = load_scenario(write_scenario(tmp_path / f"{name}-cfg", cache_dir, **fields))
-    return run_scenario(scenario, tmp_path / name).folder
+    return run_simulation(scenario, tmp_path / name).folder
 
 
 @pytest.mark.slow
@@ -131,9 +133,9 @@ def test_new_run_refuses_a_folder_holding_a_run(tmp_path: Path, cache_dir: Path)
     (tmp_path / "busy" / "scenario.yaml").write_text("name: x\n")
     scenario = load_scenario(write_scenario(tmp_path / "cfg", cache_dir))
     with pytest.raises(RunError, match="already holds a run"):
-        run_scenario(scenario, tmp_path / "busy")
+        run_simulation(scenario, tmp_path / "busy")
     with pytest.raises(RunError, match="no run to resume"):
-        run_scenario(None, tmp_path / "nothing", resume=True)
+        run_simulation(None, tmp_path / "nothing", resume=True)
 
 
 def _cli(*args: str) -> list[str]:

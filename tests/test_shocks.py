@@ -9,13 +9,13 @@ import pytest
 import scipy.sparse as sp
 
 from tastesim.agents.drift import InterestState, item_vectors
+from tastesim.recommenders.baselines import PopularityRecommender, RandomRecommender, SlateRequest
 from tastesim.scenario import JoinShock, LaunchShock, PerturbShock, Scenario, SwitchShock, TrendShock
 from tastesim.scoring.deciders import LogicalDecider
 from tastesim.scoring.logical import LogicalRule
 from tastesim.world.build import build_parts, load_scenario_dataset, profiles_for
 from tastesim.world.drift_metrics import segment_labels
 from tastesim.world.model import TasteModel
-from tastesim.world.recommenders import PopularityRecommender, RandomRecommender, SlateRequest
 from tastesim.world.shocks import ShockedRecommender, ShockError, ShockSchedule, shocked_world
 
 ITEMS = ["i0", "i1", "i2", "i3", "i4"]

@@ -8,8 +8,7 @@ import torch
 
 from tastesim.agents.population import split_by_time
 from tastesim.eval.metrics import auc
-from tastesim.rng import RandomTree
-from tastesim.scoring.bundle import torch_generator
+from tastesim.rng import RandomTree, Stream
 from tastesim.scoring.statistical import StatSettings, StatTables, fit_sasrec, stat_tables
 
 SETTINGS = StatSettings(dim=16, max_len=30, epochs=8, batch_size=32)
@@ -32,7 +31,7 @@ def histories(ml100k):
 
 def _train(histories, seed: int) -> StatTables:
     sequences, _ = histories
-    model = fit_sasrec(sequences, 1682, SETTINGS, torch_generator(RandomTree(seed), "statistical"))
+    model = fit_sasrec(sequences, 1682, SETTINGS, RandomTree(seed).torch_generator(Stream.STATISTICAL))
     return stat_tables(model, sequences, SETTINGS.max_len)
 
 
@@ -43,7 +42,7 @@ def tables(histories) -> StatTables:
 
 def test_interaction_head_beats_chance_on_held_out_items(histories, tables: StatTables) -> None:
     _, (users, items, _) = histories
-    random_items = RandomTree(0).generator("test").integers(0, 1682, size=items.size)
+    random_items = np.random.default_rng(0).integers(0, 1682, size=items.size)
     real, _ = tables.logits(users, items)
     fake, _ = tables.logits(users, random_items)
     labels = np.r_[np.ones(items.size, bool), np.zeros(items.size, bool)]
@@ -76,4 +75,4 @@ def test_no_global_torch_seeding_in_the_package() -> None:
     root = __import__("pathlib").Path(tastesim.__file__).parent
     offenders = [p for p in root.rglob("*.py") if "torch.manual_seed(" in p.read_text(encoding="utf-8")]
     assert offenders == []
-    assert isinstance(torch_generator(RandomTree(1), "x"), torch.Generator)
+    assert isinstance(RandomTree(1).torch_generator(Stream.STATISTICAL), torch.Generator)

@@ -95,7 +95,7 @@ class AnalyserConfig(_Section):
 class RecommenderConfig(_Section):
     """The recommender under test."""
 
-    name: Literal["diverse", "random", "popularity", "itemknn"] = "popularity"  # diverse: tastesim.world.rerank
+    name: Literal["diverse", "random", "popularity", "itemknn"] = "popularity"  # diverse: tastesim.recommenders.rerank
     slate_size: int = Field(10, ge=1, le=200)
     allow_repeats: bool = False
     neighbours: int = Field(50, ge=1, description="item-kNN neighbours kept per item")

@@ -28,10 +28,10 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from tastesim.catalog import Decisions
+from tastesim.catalog.tables import CatalogTables, ReasonBank
 from tastesim.memory.working import LIKE, WorkingMemory
 from tastesim.scenario import DriftConfig
-from tastesim.scoring.logical import Decisions
-from tastesim.scoring.tables import CatalogTables, ReasonBank
 
 __all__ = ["InterestState", "click_offset", "initial_state", "item_vectors", "update_state"]
 

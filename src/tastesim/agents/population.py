@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from tastesim.catalog.tables import CatalogTables
 from tastesim.data.dataset import Dataset
 from tastesim.memory.working import DISLIKE, LIKE, WorkingMemory
-from tastesim.scoring.tables import CatalogTables
 
 __all__ = ["Population", "build_population", "split_by_time"]
 

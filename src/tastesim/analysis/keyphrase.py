@@ -28,10 +28,10 @@ from itertools import pairwise
 import numpy as np
 
 from tastesim.analysis.aspects import DISLIKE_ASPECTS, LIKE_ASPECTS, Aspect
-from tastesim.analysis.keywords import STOP_WORDS, normalise_keyword, tokenise
-from tastesim.analysis.profile import ItemProfile, Reason
+from tastesim.catalog.profile import ItemProfile, Reason
 from tastesim.data.dataset import Dataset
-from tastesim.memory.embeddings import Embedder
+from tastesim.embedding import Embedder
+from tastesim.text import STOP_WORDS, normalise_keyword, tokenise
 
 __all__ = ["KeyphraseAnalyser", "KeyphraseSettings"]
 

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 
-from tastesim.analysis.profile import ItemProfile, Reason
+from tastesim.catalog.profile import ItemProfile, Reason
 from tastesim.data.dataset import Dataset
+from tastesim.data.reviews import load_reviews, pick_reviews
 from tastesim.llm.backend import LLMBackend, LLMError, make_backend
 from tastesim.llm.cache import ReplyCache, reply_key
 from tastesim.llm.parsing import Analysis, distinct_reasons, fewshot_stops, parse_reply
-from tastesim.llm.reviews import load_reviews, pick_reviews
 from tastesim.prompts import Prompt, load_prompt, one_line, review_slot
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ import pandas as pd
 from tastesim.conversation.session import SessionResult
 from tastesim.crs.protocol import ERROR_KINDS
 
-__all__ = ["stress_report", "turn_table"]
+__all__ = ["headline_rows", "stress_report", "turn_table"]
 
 
 def turn_table(results: Sequence[SessionResult]) -> pd.DataFrame:
@@ -103,3 +103,24 @@ def stress_report(
         },
         "leaks_prevented": sum(r.leaks_prevented for r in results),
     }
+
+
+def headline_rows(report: dict) -> list[tuple[str, str]]:
+    """``(label, value)`` rows of a stress report's headline figures, for the end-of-run table."""
+
+    def show(value: object, unit: str = "") -> str:
+        return "n/a" if value is None else f"{value}{unit}"
+
+    latency = report["latency_ms"]
+    return [
+        ("sessions finished / planned", f"{report['sessions_finished']} / {report['sessions_planned']}"),
+        ("success rate", show(report["success_rate"])),
+        ("abandonment rate", show(report["abandonment_rate"])),
+        ("mean turns to success", show(report["mean_turns_to_success"])),
+        ("mean recall@k of liked held-out items", show(report["mean_recall_at_k"])),
+        ("error rate (turns)", show(report["error_rate"])),
+        ("latency p50 / p95 / p99 (ms)", f"{show(latency['p50'])} / {show(latency['p95'])} / {show(latency['p99'])}"),
+        ("sessions/s", show(report["throughput"]["sessions_per_second"])),
+        ("writer calls per interaction", show(report["writer"]["calls_per_interaction"])),
+        ("writer fallbacks", show(report["writer"]["fallbacks"])),
+    ]

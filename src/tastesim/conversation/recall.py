@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tastesim.catalog.tables import CatalogTables
 from tastesim.memory.store import MemoryStore
 from tastesim.memory.working import LIKE, WorkingMemory
 from tastesim.memory.writer import RecordFactory
-from tastesim.scoring.tables import CatalogTables
 
 __all__ = ["Interest", "choose_interest", "fill_store", "recall_from_store", "strongest_likes"]
 

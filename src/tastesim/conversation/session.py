@@ -15,14 +15,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tastesim.catalog import Catalog, Decisions
 from tastesim.conversation.recall import Interest
 from tastesim.conversation.writers import CachedWriter, FeedbackInput, QueryInput, Style
 from tastesim.crs.protocol import CRS, CRSError, CRSRequest, Message
 from tastesim.memory.working import WorkingMemory
-from tastesim.rng import RandomTree
+from tastesim.rng import RandomTree, Stream
 from tastesim.scoring.decider import Decider
-from tastesim.scoring.logical import Decisions
-from tastesim.world.model import Catalog
 
 __all__ = ["Plan", "SessionResult", "Stage", "TurnRecord", "decide_shown", "hold_session", "scrub_titles"]
 
@@ -147,7 +146,8 @@ async def hold_session(plan: Plan, stage: Stage, crs: CRS, writer: CachedWriter)
         replies += 1
         messages.append(Message("assistant", reply.text, reply.items))
         slate, unknown = stage.rows(reply.items)
-        decisions = decide_shown(stage, plan.agent, slate, stage.tree.generator(f"decide:{plan.session_id}", turn))
+        rng = stage.tree.generator(Stream.DECIDE, turn, key=plan.session_id)
+        decisions = decide_shown(stage, plan.agent, slate, rng)
         shown.update(int(i) for i in slate)
         result.shown.extend(int(i) for i in slate)
         result.clicked.extend(int(i) for i in slate[decisions.click[0]])

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
 from tastesim.prompts import load_prompt
-from tastesim.rng import RandomTree
+from tastesim.rng import RandomTree, Stream
 
 __all__ = [
     "STYLES",
@@ -124,7 +124,7 @@ class TemplateWriter:
 
     def _noise(self, text: str) -> str:
         """Lower-case, swap two letters in about a quarter of the longer words, drop some punctuation."""
-        rng = self._tree.generator(f"noise:{text}")
+        rng = self._tree.generator(Stream.NOISE, key=text)
         words = text.lower().split()
         for i, word in enumerate(words):
             if len(word) > 4 and rng.random() < 0.25:

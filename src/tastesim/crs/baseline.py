@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
-from tastesim.analysis.profile import ItemProfile
+from tastesim.catalog.profile import ItemProfile
 from tastesim.crs.protocol import CRSError, CRSReply, Message
 
 __all__ = ["BaselineCRS", "CRSServer", "item_texts", "serve_baseline"]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tastesim.analysis.cache import cached_embeddings, default_cache_dir
-from tastesim.analysis.profile import ItemProfile
+from tastesim.catalog.profile import ItemProfile
 from tastesim.crs.baseline import BaselineCRS, item_texts
-from tastesim.memory.embeddings import make_embedder
+from tastesim.embedding import cached_embeddings, make_embedder
+from tastesim.paths import default_cache_dir
 from tastesim.scenario import Scenario
 
 __all__ = ["build_baseline"]

@@ -21,9 +21,10 @@ from collections.abc import Callable
 
 import numpy as np
 
+from tastesim.catalog.tables import CatalogTables, ReasonBank
 from tastesim.data.dataset import Dataset
 from tastesim.eval.metrics import auc, best_threshold, classification
-from tastesim.rng import RandomTree
+from tastesim.rng import RandomTree, Stream
 from tastesim.scoring.bundle import (
     BundleSettings,
     DecisionBundle,
@@ -35,7 +36,6 @@ from tastesim.scoring.bundle import (
 )
 from tastesim.scoring.ensemble import vote_score
 from tastesim.scoring.features import FEATURES
-from tastesim.scoring.tables import CatalogTables, ReasonBank
 
 __all__ = ["COMPONENTS", "RATIOS", "component_scores", "evaluate", "fidelity", "pick_rate"]
 
@@ -144,7 +144,7 @@ def fidelity(
     report("scoring the test part", 0, 1)
     view = split_view(dataset, tables, bank, bundle.stat_model, settings)
     rated = rated_matrix(dataset, view.population.users)
-    rng = RandomTree(settings.seed).generator("test negatives")
+    rng = RandomTree(settings.seed).generator(Stream.TEST_NEGATIVES)
     test = labelled_pairs(view, rated, max(RATIOS), settings.like_threshold, rng)
     metrics = evaluate(validation, test, bundle)
     report("scoring the test part", 1, 1)

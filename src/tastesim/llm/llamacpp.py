@@ -95,7 +95,7 @@ class LlamaCppBackend:
             return self._server
 
     def _fast_copy(self, shipped: Path) -> Path:
-        from tastesim.analysis.cache import default_cache_dir
+        from tastesim.paths import default_cache_dir
 
         try:
             return requantized(shipped, self.cache_dir or default_cache_dir())

@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from tastesim.analysis.keywords import STOP_WORDS, normalise_keyword, tokenise
-from tastesim.analysis.profile import Reason
+from tastesim.catalog.profile import Reason
 from tastesim.prompts import Prompt
+from tastesim.text import STOP_WORDS, normalise_keyword, tokenise
 
 __all__ = ["FEWSHOT_STOPS", "Analysis", "clean_keywords", "distinct_reasons", "fewshot_stops", "parse_reply"]
 

@@ -12,8 +12,8 @@ import html
 import json
 from pathlib import Path
 
+from tastesim.report.comparison import comparison_table
 from tastesim.report.figures import RunData, arms_figure, category_stream, drift_curves, load_run, segment_panels
-from tastesim.world.arms import comparison_table
 from tastesim.world.drift_metrics import METRIC_HELP
 
 __all__ = ["ReportError", "write_report"]

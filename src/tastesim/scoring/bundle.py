@@ -22,15 +22,15 @@ import scipy.sparse as sp
 import torch
 
 from tastesim.agents.population import Population, build_population, seed_memory, split_by_time
+from tastesim.catalog.tables import CatalogTables, ReasonBank
 from tastesim.data.dataset import Dataset
 from tastesim.memory.working import WorkingMemory
-from tastesim.rng import RandomTree
+from tastesim.rng import RandomTree, Stream
 from tastesim.scoring.distilled import agreement, fit_distilled
 from tastesim.scoring.ensemble import fit_learned
 from tastesim.scoring.features import FEATURES, PairContext, pair_features, rating_biases
 from tastesim.scoring.heads import Heads, HeadTargets
 from tastesim.scoring.statistical import SASRec, StatSettings, fit_sasrec, stat_tables
-from tastesim.scoring.tables import CatalogTables, ReasonBank
 
 __all__ = [
     "BundleSettings",
@@ -43,7 +43,6 @@ __all__ = [
     "load_or_train",
     "rated_matrix",
     "split_view",
-    "torch_generator",
     "train_bundle",
     "validation_pairs",
 ]
@@ -64,12 +63,6 @@ class BundleSettings:
     hidden: int = 32
     teacher_weight: float = 0.5
     stat: StatSettings = field(default_factory=StatSettings)
-
-
-def torch_generator(tree: RandomTree, stream: str) -> torch.Generator:
-    """A torch generator seeded from the run's random tree."""
-    seed = int(tree.generator(stream).integers(0, 2**63 - 1))
-    return torch.Generator().manual_seed(seed)
 
 
 def inner_dataset(dataset: Dataset, train_fraction: float) -> Dataset:
@@ -108,7 +101,7 @@ def split_view(
 ) -> SplitView:
     """Split ``dataset`` by time at ``settings.train_fraction`` and build memories and feature context."""
     tree = RandomTree(settings.seed)
-    population, train_rows = build_population(dataset, None, settings.train_fraction, tree.generator("population"))
+    population, train_rows = build_population(dataset, None, settings.train_fraction, tree.generator(Stream.POPULATION))
     memory, _ = seed_memory(population, train_rows, tables, settings.capacity, settings.like_threshold)
     sequences = _sequences(train_rows, population.users, settings.like_threshold)
     stat = stat_tables(stat_model, sequences, settings.stat.max_len)
@@ -157,7 +150,7 @@ def validation_pairs(
     """Labelled pairs of the validation part (features read from the inner part)."""
     view = split_view(inner_dataset(dataset, settings.train_fraction), tables, bank, stat_model, settings)
     rated = rated_matrix(dataset, view.population.users)
-    rng = RandomTree(settings.seed).generator("negatives")
+    rng = RandomTree(settings.seed).generator(Stream.NEGATIVES)
     return labelled_pairs(view, rated, settings.negatives, settings.like_threshold, rng)
 
 
@@ -210,29 +203,29 @@ def train_bundle(
     report = progress or (lambda _p, _d, _t: None)
     tree = RandomTree(settings.seed)
     inner = inner_dataset(dataset, settings.train_fraction)
-    population, train_rows = build_population(inner, None, settings.train_fraction, tree.generator("population"))
+    population, train_rows = build_population(inner, None, settings.train_fraction, tree.generator(Stream.POPULATION))
     sequences = _sequences(train_rows, population.users, settings.like_threshold)
     stat_model = fit_sasrec(
         sequences,
         dataset.n_items,
         settings.stat,
-        torch_generator(tree, "statistical"),
+        tree.torch_generator(Stream.STATISTICAL),
         lambda done, total: report("training statistical model", done, total),
     )
     report("fitting ensemble and distilled scorer", 0, 2)
     pairs = validation_pairs(dataset, tables, bank, stat_model, settings)
     n_users = int(pairs.agents.max()) + 1 if len(pairs.agents) else 0
-    check = np.isin(pairs.agents, tree.generator("check users").permutation(n_users)[::5])
+    check = np.isin(pairs.agents, tree.generator(Stream.CHECK_USERS).permutation(n_users)[::5])
     x, targets = _targets(pairs)
     fit_rows = ~np.repeat(check, pairs.slates.shape[1])
     fit = HeadTargets(targets.interact[fit_rows], targets.like[fit_rows], targets.like_known[fit_rows])
-    learned = fit_learned(x[fit_rows], fit, torch_generator(tree, "learned"))
+    learned = fit_learned(x[fit_rows], fit, tree.torch_generator(Stream.LEARNED))
     report("fitting ensemble and distilled scorer", 1, 2)
     distilled = fit_distilled(
         x[fit_rows],
         fit,
         learned,
-        torch_generator(tree, "distilled"),
+        tree.torch_generator(Stream.DISTILLED),
         hidden=settings.hidden,
         teacher_weight=settings.teacher_weight,
     )

@@ -6,8 +6,8 @@ from typing import Protocol
 
 import numpy as np
 
+from tastesim.catalog import Decisions, PairFeatures
 from tastesim.memory.working import WorkingMemory
-from tastesim.scoring.logical import Decisions, PairFeatures
 
 __all__ = ["Decider"]
 

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tastesim.catalog import Decisions, PairFeatures
+from tastesim.catalog.tables import CatalogTables, ReasonBank
 from tastesim.memory.working import WorkingMemory
 from tastesim.scoring.ensemble import vote_score
 from tastesim.scoring.features import PairContext, pair_features
 from tastesim.scoring.heads import Heads
-from tastesim.scoring.logical import Decisions, LogicalRule, PairFeatures, logical_features
-from tastesim.scoring.tables import CatalogTables, ReasonBank
+from tastesim.scoring.logical import LogicalRule, logical_features
 
 __all__ = ["HeadDecider", "LogicalDecider", "VoteDecider"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tastesim.agents.population import Population
+from tastesim.catalog.tables import CatalogTables, ReasonBank
 from tastesim.data.dataset import Dataset
 from tastesim.scenario import DecisionConfig, Scenario
 from tastesim.scoring.bundle import BundleSettings, Progress, agent_context, load_or_train
@@ -12,7 +13,6 @@ from tastesim.scoring.decider import Decider
 from tastesim.scoring.deciders import HeadDecider, LogicalDecider, VoteDecider
 from tastesim.scoring.logical import LogicalRule
 from tastesim.scoring.statistical import StatSettings
-from tastesim.scoring.tables import CatalogTables, ReasonBank
 
 __all__ = ["bundle_settings", "make_decider", "scenario_bundle_settings"]
 

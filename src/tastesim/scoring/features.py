@@ -13,10 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from tastesim.catalog import PairFeatures
+from tastesim.catalog.tables import CatalogTables, ReasonBank
 from tastesim.memory.working import WorkingMemory
-from tastesim.scoring.logical import PairFeatures, logical_features
+from tastesim.scoring.logical import logical_features
 from tastesim.scoring.statistical import StatTables
-from tastesim.scoring.tables import CatalogTables, ReasonBank
 
 __all__ = ["FEATURES", "Biases", "PairContext", "pair_features", "rating_biases"]
 

@@ -23,34 +23,14 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from tastesim.catalog.decisions import Decisions, PairFeatures
+from tastesim.catalog.tables import CatalogTables, ReasonBank
 from tastesim.memory.working import DISLIKE, LIKE, WorkingMemory
-from tastesim.scoring.tables import CatalogTables, ReasonBank
 
-__all__ = ["Decisions", "LogicalRule", "PairFeatures", "logical_features"]
+__all__ = ["LogicalRule", "logical_features"]
 
 _CHUNK = 4096  # agents per chunk: bounds the (agents, slate, reasons, memory) gather
 _POPCOUNT = np.array([bin(v).count("1") for v in range(1 << 16)], dtype=np.int16)
-
-
-@dataclass(frozen=True)
-class PairFeatures:
-    """Logical-model outputs for a batch of slates, each array ``(n_agents, slate)``."""
-
-    kw_pos: np.ndarray
-    kw_neg: np.ndarray
-    sim_pos: np.ndarray
-    sim_neg: np.ndarray
-    appeal: np.ndarray
-    in_category: np.ndarray  # the agent had memories in the candidate's category
-
-
-@dataclass(frozen=True)
-class Decisions:
-    """Outcome per shown item, each array ``(n_agents, slate)`` of bool."""
-
-    click: np.ndarray
-    like: np.ndarray
-    dislike: np.ndarray
 
 
 def logical_features(

@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from tastesim.agents.population import Population, build_population, seed_memory
-from tastesim.analysis.cache import cached_embeddings, cached_profiles, default_cache_dir
+from tastesim.analysis.cache import cached_profiles
 from tastesim.analysis.keyphrase import KeyphraseAnalyser
-from tastesim.analysis.profile import ItemProfile, read_profiles
+from tastesim.catalog import Catalog
+from tastesim.catalog.profile import ItemProfile, read_profiles
+from tastesim.catalog.tables import CatalogTables
 from tastesim.data import Dataset, load_dataset
 from tastesim.data.dataset import DataFormatError
-from tastesim.memory.embeddings import make_embedder
+from tastesim.embedding import cached_embeddings, make_embedder
+from tastesim.memory.store import StoreSpec
 from tastesim.memory.working import WorkingMemory
-from tastesim.rng import RandomTree
+from tastesim.paths import default_cache_dir
+from tastesim.rng import RandomTree, Stream
 from tastesim.scenario import Scenario
-from tastesim.scoring.tables import CatalogTables
-from tastesim.world.model import Catalog
+from tastesim.scoring.decider import Decider
 
-__all__ = ["Parts", "build_parts", "load_scenario_dataset", "profiles_for"]
+__all__ = ["Parts", "build_parts", "load_scenario_dataset", "profiles_for", "scenario_decider", "store_spec"]
 
 
 @dataclass(frozen=True)
@@ -74,10 +78,37 @@ def build_parts(scenario: Scenario, dataset: Dataset, profiles: list[ItemProfile
     )
     pop_cfg = scenario.population
     population, train_rows = build_population(
-        dataset, pop_cfg.users, pop_cfg.train_fraction, RandomTree(scenario.seed).generator("population")
+        dataset, pop_cfg.users, pop_cfg.train_fraction, RandomTree(scenario.seed).generator(Stream.POPULATION)
     )
     memory, seeded = seed_memory(population, train_rows, tables, scenario.memory.capacity, pop_cfg.like_threshold)
     share = np.asarray((population.train > 0).sum(axis=0)).ravel() / max(population.train.shape[0], 1)
     self_information = -np.log2(np.maximum(share, 1.0 / max(population.train.shape[0], 1)))
     catalog = Catalog(list(dataset.items["item"]), tables, bank, self_information)
     return Parts(dataset, profiles, catalog, population, memory, seeded)
+
+
+def store_spec(scenario: Scenario, out: Path) -> StoreSpec:
+    """Where the long-term memory of the run in ``out`` lives (``spec.open()`` reads it)."""
+    memory = scenario.memory
+    return StoreSpec(
+        None if memory.server else out / "memory", f"tastesim-{scenario.name}", memory.server, memory.shards
+    )
+
+
+def scenario_decider(
+    scenario: Scenario, parts: Parts, progress: Callable[[str, int, int], None] | None = None
+) -> Decider:
+    """The scenario's decision model; learned models are trained once and cached under the cache dir."""
+    from tastesim.scoring.factory import make_decider, scenario_bundle_settings  # torch: only when deciding
+
+    settings = scenario_bundle_settings(scenario)
+    return make_decider(
+        scenario.decision,
+        settings,
+        dataset=parts.dataset,
+        population=parts.population,
+        tables=parts.catalog.tables,
+        bank=parts.catalog.bank,
+        cache_dir=_cache_dir(scenario),
+        progress=progress,
+    )

@@ -26,7 +26,7 @@ import pandas as pd
 
 from tastesim.agents.drift import InterestState
 from tastesim.agents.population import Population
-from tastesim.scoring.logical import Decisions
+from tastesim.catalog import Decisions
 
 __all__ = [
     "DRIFT_METRICS",

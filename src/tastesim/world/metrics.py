@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import mesa
 import numpy as np
 
-from tastesim.scoring.logical import Decisions
+from tastesim.catalog import Decisions
 
 __all__ = ["METRICS", "StepMetrics", "make_collector"]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from copy import deepcopy
-from dataclasses import dataclass
 
 import mesa
 import numpy as np
@@ -13,29 +12,18 @@ import scipy.sparse as sp
 from tastesim.agents.drift import click_offset, initial_state, item_vectors, update_state
 from tastesim.agents.population import Population
 from tastesim.agents.user import UserAgent
+from tastesim.catalog import Catalog, Decisions, PairFeatures
 from tastesim.memory.journal import MemoryJournal
 from tastesim.memory.working import DISLIKE, LIKE, WorkingMemory
-from tastesim.rng import RandomTree
+from tastesim.recommenders.baselines import Recommender, SlateRequest
+from tastesim.rng import RandomTree, Stream
 from tastesim.scenario import DriftConfig
 from tastesim.scoring.decider import Decider
-from tastesim.scoring.logical import Decisions, PairFeatures
-from tastesim.scoring.tables import CatalogTables, ReasonBank
 from tastesim.world.drift_metrics import DriftTracker
 from tastesim.world.metrics import StepMetrics, make_collector
-from tastesim.world.recommenders import Recommender, SlateRequest
 from tastesim.world.shocks import ShockSchedule
 
-__all__ = ["Catalog", "TasteModel"]
-
-
-@dataclass(frozen=True)
-class Catalog:
-    """The items as the simulation sees them."""
-
-    item_ids: list[str]
-    tables: CatalogTables
-    bank: ReasonBank
-    self_information: np.ndarray
+__all__ = ["TasteModel"]
 
 
 class TasteModel(mesa.Model):
@@ -100,7 +88,7 @@ class TasteModel(mesa.Model):
     # -- phases -------------------------------------------------------------------------------------
     def activate(self) -> np.ndarray:
         """Indices of the agents acting this step (each with its own activity probability)."""
-        draws = self.random_tree.generator("activity", self.steps).random(len(self.agents))
+        draws = self.random_tree.generator(Stream.ACTIVITY, self.steps).random(len(self.agents))
         return np.array(
             sorted(a.index for a in self.agents.select(lambda a: a.wants_to_act(draws[a.index]))), dtype=np.int64
         )
@@ -116,7 +104,7 @@ class TasteModel(mesa.Model):
             blocked=blocked,
             k=self.slate_size,
             step=self.steps,
-            rng=self.random_tree.generator("recommender", self.steps),
+            rng=self.random_tree.generator(Stream.RECOMMENDER, self.steps),
         )
         slates = np.asarray(self.recommender.recommend(request), dtype=np.int64).reshape(len(active), self.slate_size)
         inside = (slates >= 0) & (slates < self.consumed.shape[1])
@@ -128,7 +116,7 @@ class TasteModel(mesa.Model):
         self, active: np.ndarray, slates: np.ndarray, click_offset: np.ndarray | None = None
     ) -> tuple[Decisions, PairFeatures]:
         """One batched call decides every shown item of the step (``click_offset``: added click log-odds)."""
-        rng = self.random_tree.generator("decide", self.steps)
+        rng = self.random_tree.generator(Stream.DECIDE, self.steps)
         return self.decider.decide(self.memory, active, slates, rng, click_offset)
 
     def remember(self, active: np.ndarray, slates: np.ndarray, decisions: Decisions) -> int:
@@ -193,7 +181,7 @@ class TasteModel(mesa.Model):
         """Click log-odds offsets from the agents' interest state (``None`` when drift is off)."""
         if not self.drift_config.enabled:
             return None
-        rng = self.random_tree.generator("explore", self.steps)
+        rng = self.random_tree.generator(Stream.EXPLORE, self.steps)
         primary = self.catalog.tables.primary
         return click_offset(
             self.interest, active, slates, vectors=self.item_vectors, primary=primary, params=self.drift_config, rng=rng
@@ -207,8 +195,15 @@ class TasteModel(mesa.Model):
             update_state(self.interest, active, slates, decisions, vectors=vectors, primary=primary, params=params)
         self.drift_tracker.measure(self.steps, active, slates, decisions, before=before, after=self.interest)
 
+    def reseed_mesa(self) -> None:
+        """Derive Mesa's own generators (``model.random``, ``model.rng``, which agents and agent sets share)
+        from the random tree for this step, so that code drawing from them stays exact under resume."""
+        self.reset_randomizer(self.random_tree.integer_seed(Stream.MESA, self.steps))
+        self.reset_rng(self.random_tree.generator(Stream.MESA, self.steps, key="numpy"))
+
     def step(self) -> None:
         """One simulation step."""
+        self.reseed_mesa()
         active = self.activate()
         if self.shocks is not None:
             active = self.shocks.present(active, self.steps)

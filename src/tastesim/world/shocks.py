@@ -18,10 +18,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from tastesim.agents.drift import InterestState
+from tastesim.catalog.tables import CatalogTables
+from tastesim.recommenders.baselines import Recommender, SlateRequest
+from tastesim.recommenders.rerank import recommender_for
 from tastesim.scenario import JoinShock, LaunchShock, PerturbShock, Scenario, Shock, SwitchShock, TrendShock
-from tastesim.scoring.tables import CatalogTables
-from tastesim.world.recommenders import Recommender, SlateRequest
-from tastesim.world.rerank import recommender_for
 
 __all__ = ["ShockError", "ShockSchedule", "ShockedRecommender", "shocked_world"]
 

@@ -32,17 +32,14 @@ from tastesim.conversation.writers import STYLES, CachedWriter, LLMWriter, Query
 from tastesim.crs.http import HttpCRS
 from tastesim.memory.store import MemoryStore
 from tastesim.memory.writer import RecordFactory
-from tastesim.rng import RandomTree
+from tastesim.rng import RandomTree, Stream
+from tastesim.runs.outcome import Progress, RunError, RunResult, quiet
 from tastesim.scenario import ConversationConfig, Scenario
-from tastesim.world.build import Parts, build_parts, load_scenario_dataset, profiles_for
-from tastesim.world.run import RunError, RunResult, _decider, store_spec
+from tastesim.world.build import Parts, build_parts, load_scenario_dataset, profiles_for, scenario_decider, store_spec
 
 __all__ = ["make_writer", "plan_sessions", "run_conversations"]
 
 _CRS_START_S = 600  # the built-in CRS may embed the whole catalog on its first start
-
-Progress = Callable[[str, int, int], None]
-
 
 def make_writer(cfg: ConversationConfig, seed: int) -> CachedWriter:
     """The scenario's writer (template, or an LLM backend) behind the cache."""
@@ -73,7 +70,7 @@ def _draw(scenario: Scenario, n_agents: int) -> tuple[np.ndarray, list[str]]:
     """Each session's agent and style (by population share), from the scenario's random tree."""
     cfg = scenario.conversation
     assert cfg is not None
-    rng = RandomTree(scenario.seed).generator("conversation-plan")
+    rng = RandomTree(scenario.seed).generator(Stream.CONVERSATION_PLAN)
     agents = rng.choice(n_agents, size=cfg.sessions, replace=cfg.sessions > n_agents)
     names = [s for s in STYLES if cfg.styles.get(s, 0) > 0]
     shares = np.array([cfg.styles[s] for s in names], dtype=np.float64)
@@ -95,7 +92,7 @@ def plan_sessions(scenario: Scenario, parts: Parts, titles: list[str], store: Me
     plans = []
     for i, (agent, style) in enumerate(zip(agents.tolist(), styles, strict=True)):
         interest = choose_interest(
-            parts.memory, parts.catalog.tables, agent, liked[agent], tree.generator("interest", i)
+            parts.memory, parts.catalog.tables, agent, liked[agent], tree.generator(Stream.INTEREST, i)
         )
         if store is not None:
             reasons = tuple(recall_from_store(store, agent, interest.category, cfg.reasons))
@@ -193,7 +190,7 @@ async def _hold_all(
             raise task.exception()  # a bug in tastesim, not a CRS fault
 
 
-def run_conversations(scenario: Scenario, out: Path, progress: Progress) -> RunResult:
+def run_conversations(scenario: Scenario, out: Path, progress: Progress = quiet) -> RunResult:
     """Run the scenario's conversations into ``out`` (a new folder) and return the headline figures."""
     cfg = scenario.conversation
     if cfg is None:
@@ -212,8 +209,10 @@ def run_conversations(scenario: Scenario, out: Path, progress: Progress) -> RunR
     plans = plan_sessions(scenario, parts, titles, _store(scenario, parts, out, progress))
     writer = make_writer(cfg, scenario.seed)
     tree = RandomTree(scenario.seed)
-    stage = Stage(parts.catalog, parts.memory, _decider(scenario, parts, progress), titles, tree, cfg.turns, cfg.k)
-    sample = {plans[i].session_id for i in tree.generator("transcripts").permutation(len(plans))[: cfg.transcripts]}
+    decider = scenario_decider(scenario, parts, progress)
+    stage = Stage(parts.catalog, parts.memory, decider, titles, tree, cfg.turns, cfg.k)
+    saved = tree.generator(Stream.TRANSCRIPTS).permutation(len(plans))[: cfg.transcripts]
+    sample = {plans[i].session_id for i in saved}
     results: list[SessionResult] = []
     with _crs_url(scenario, out) as url, open(out / "transcripts.jsonl", "w", encoding="utf-8") as log:
 
@@ -248,7 +247,14 @@ def run_conversations(scenario: Scenario, out: Path, progress: Progress) -> RunR
     )
     report["crs"] = {"url": cfg.crs_url or "built-in baseline", "mode": cfg.crs_mode}
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    summary = {**_headline(scenario, parts, results, wall), "conversation": report}
+    summary = {
+        "scenario": scenario.name,
+        "seed": scenario.seed,
+        "kind": "conversation",
+        "agents": len({r.plan.agent for r in results}),
+        "items": len(parts.catalog.item_ids),
+        "conversation": report,
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return RunResult(out, summary)
 
@@ -265,41 +271,4 @@ def _transcript(result: SessionResult) -> dict:
         "turns_to_success": result.turns_to_success,
         "recall": result.recall,
         "conversation": result.transcript,
-    }
-
-
-def _headline(scenario: Scenario, parts: Parts, results: list[SessionResult], wall: float) -> dict:
-    """The figures every run's summary has (so ``tastesim run`` prints them), from the shown items."""
-    catalog, population = parts.catalog, parts.population
-    shown = np.array([i for r in results for i in r.shown], dtype=np.int64)
-    clicked = np.array([i for r in results for i in r.clicked], dtype=np.int64)
-    agent_of = np.array([r.plan.agent for r in results for _ in r.shown], dtype=np.int64)
-    hits = sum(int(np.isin(i, population.holdout[a])) for a, i in zip(agent_of, shown, strict=True))
-    accepted = sum(r.outcome == "success" for r in results)
-    share = np.bincount(catalog.tables.primary[clicked], minlength=len(catalog.tables.categories)) / max(
-        clicked.size, 1
-    )
-    share = share[share > 0]
-    return {
-        "scenario": scenario.name,
-        "seed": scenario.seed,
-        "kind": "conversation",
-        "steps": scenario.conversation.turns if scenario.conversation else 0,
-        "agents": len({r.plan.agent for r in results}),
-        "items": len(catalog.item_ids),
-        "recommender": "crs",
-        "decisions": int(shown.size),
-        "clicks": int(clicked.size),
-        "likes": accepted,
-        "click_rate": float(clicked.size / max(shown.size, 1)),
-        "like_rate": float(accepted / max(clicked.size, 1)),
-        "final_cumulative_coverage": float(np.unique(shown).size / max(len(catalog.item_ids), 1)),
-        "mean_category_entropy": float(-(share * np.log2(share)).sum()),
-        "mean_novelty": float(catalog.self_information[shown].mean()) if shown.size else 0.0,
-        "holdout_hit_rate": float(hits / max(shown.size, 1)),
-        "memory_records": int((parts.memory.reason >= 0).sum()),
-        "timing": {
-            "wall_seconds": round(wall, 2),
-            "decisions_per_second": round(shown.size / wall, 1) if wall else None,
-        },
     }

@@ -15,51 +15,32 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from tastesim.agents.drift import item_vectors
-from tastesim.analysis.profile import write_profiles
+from tastesim.catalog.profile import write_profiles
 from tastesim.memory.journal import MemoryJournal
-from tastesim.memory.store import StoreSpec
 from tastesim.memory.writer import RecordFactory, WriterStats
+from tastesim.report.html import write_report
+from tastesim.report.plots import write_plots
+from tastesim.runs.outcome import Progress, RunError, RunResult, quiet
 from tastesim.scenario import Scenario, load_scenario
-from tastesim.scoring.decider import Decider
-from tastesim.world.arms import run_arms
-from tastesim.world.build import Parts, build_parts, load_scenario_dataset, profiles_for
+from tastesim.world.build import build_parts, load_scenario_dataset, profiles_for, scenario_decider, store_spec
 from tastesim.world.drift_metrics import drift_headline, segment_labels
 from tastesim.world.metrics import METRICS
 from tastesim.world.model import TasteModel
-from tastesim.world.plots import write_plots
 from tastesim.world.shocks import ShockError, shocked_world
 
-__all__ = ["RunError", "RunResult", "run_scenario", "store_spec"]
-
-Progress = Callable[[str, int, int], None]  # (phase, done, total)
+__all__ = ["resumable_scenario", "run_simulation"]
 
 
-class RunError(RuntimeError):
-    """A run cannot start or continue; ``str()`` tells the user what to do."""
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """Where the outputs are and the headline figures."""
-
-    folder: Path
-    summary: dict
-
-
-def _quiet(_phase: str, _done: int, _total: int) -> None:
-    return None
-
-
-def run_scenario(scenario: Scenario | None, out: Path, resume: bool = False, progress: Progress = _quiet) -> RunResult:
-    """Run (or resume) a scenario into ``out``.
+def run_simulation(
+    scenario: Scenario | None, out: Path, resume: bool = False, progress: Progress = quiet
+) -> RunResult:
+    """Run (or resume) a slate simulation of one recommender into ``out``.
 
     Args:
         scenario: The scenario; ``None`` when resuming (read from ``out/scenario.yaml``).
@@ -67,17 +48,11 @@ def run_scenario(scenario: Scenario | None, out: Path, resume: bool = False, pro
         resume: Continue the run in ``out`` from its last checkpoint.
         progress: Callback ``(phase, done, total)`` for progress display.
     """
-    if scenario is not None and scenario.conversation is not None:
-        from tastesim.conversation.stress import run_conversations
-
-        return run_conversations(scenario, Path(out), progress)
     out = Path(out)
     started = time.perf_counter()
     scenario = _scenario_for(scenario, out, resume)
-    if scenario.conversation is not None:
-        raise RunError(f"{out} holds a conversation run, which cannot be resumed: run its scenario into a new folder")
-    if scenario.arms:
-        return RunResult(out, run_arms(scenario, out, resume, progress, run_scenario))
+    if scenario.conversation is not None or scenario.arms:
+        raise RunError(f"{scenario.name} is not a single slate simulation: run it with `tastesim run`")
     model, journal = _open(scenario, out, resume, progress)
     step_seconds = 0.0
     while model.steps < scenario.steps:
@@ -95,24 +70,25 @@ def run_scenario(scenario: Scenario | None, out: Path, resume: bool = False, pro
     return RunResult(out, summary)
 
 
+def resumable_scenario(out: Path) -> Scenario:
+    """The scenario of the run in ``out``, to resume it.
+
+    Raises:
+        RunError: ``out`` holds no run.
+    """
+    if not (out / "scenario.yaml").exists():
+        raise RunError(f"{out} holds no run to resume (no scenario.yaml)")
+    return load_scenario(out / "scenario.yaml")
+
+
 def _scenario_for(scenario: Scenario | None, out: Path, resume: bool) -> Scenario:
     if resume:
-        if not (out / "scenario.yaml").exists():
-            raise RunError(f"{out} holds no run to resume (no scenario.yaml)")
-        return load_scenario(out / "scenario.yaml")
+        return resumable_scenario(out)
     if scenario is None:
         raise RunError("a new run needs a scenario")
     if (out / "scenario.yaml").exists():
         raise RunError(f"{out} already holds a run: resume it with --resume or choose another --out")
     return scenario
-
-
-def store_spec(scenario: Scenario, out: Path) -> StoreSpec:
-    """Where the long-term memory of the run in ``out`` lives (``spec.open()`` reads it)."""
-    memory = scenario.memory
-    return StoreSpec(
-        None if memory.server else out / "memory", f"tastesim-{scenario.name}", memory.server, memory.shards
-    )
 
 
 def _open(scenario: Scenario, out: Path, resume: bool, progress: Progress) -> tuple[TasteModel, MemoryJournal]:
@@ -147,7 +123,7 @@ def _open(scenario: Scenario, out: Path, resume: bool, progress: Progress) -> tu
         parts.population,
         parts.memory,
         recommender,
-        _decider(scenario, parts, progress),
+        scenario_decider(scenario, parts, progress),
         seed=scenario.seed,
         slate_size=rec_cfg.slate_size,
         allow_repeats=rec_cfg.allow_repeats,
@@ -172,24 +148,6 @@ def _open(scenario: Scenario, out: Path, resume: bool, progress: Progress) -> tu
                 part.unlink()
     (out / "parts").mkdir(exist_ok=True)
     return model, journal
-
-
-def _decider(scenario: Scenario, parts: Parts, progress: Progress) -> Decider:
-    """The scenario's decision model; learned models are trained once and cached under the cache dir."""
-    from tastesim.analysis.cache import default_cache_dir
-    from tastesim.scoring.factory import make_decider, scenario_bundle_settings
-
-    settings = scenario_bundle_settings(scenario)
-    return make_decider(
-        scenario.decision,
-        settings,
-        dataset=parts.dataset,
-        population=parts.population,
-        tables=parts.catalog.tables,
-        bank=parts.catalog.bank,
-        cache_dir=scenario.cache_dir or default_cache_dir(),
-        progress=progress,
-    )
 
 
 def _write_checkpoint(path: Path, model: TasteModel) -> None:
@@ -252,8 +210,6 @@ def _finish(
         },
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    from tastesim.report.html import write_report
-
     write_report(out)
     return summary
 

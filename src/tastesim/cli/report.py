@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tastesim.terminal import fail
+from tastesim.cli.terminal import fail
 
 __all__ = ["report"]
 

@@ -9,25 +9,15 @@ every random stream are the same in all arms.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
-import pandas as pd
-
+from tastesim.report.comparison import COMPARED, comparison_table
+from tastesim.report.html import write_report
+from tastesim.runs.outcome import Progress, RunResult, quiet
+from tastesim.runs.simulate import run_simulation
 from tastesim.scenario import Scenario
 
-__all__ = ["COMPARED", "arm_scenarios", "comparison_table", "run_arms"]
-
-COMPARED = (
-    "recommender",
-    "click_rate",
-    "like_rate",
-    "final_cumulative_coverage",
-    "mean_category_entropy",
-    "mean_novelty",
-    "holdout_hit_rate",
-)
-_POOLED = ("click_rate", "like_rate", "final_cumulative_coverage", "mean_category_entropy", "mean_novelty")
+__all__ = ["arm_scenarios", "run_arms"]
 
 
 def arm_scenarios(scenario: Scenario) -> list[tuple[str, Scenario]]:
@@ -43,21 +33,7 @@ def arm_scenarios(scenario: Scenario) -> list[tuple[str, Scenario]]:
     ]
 
 
-def comparison_table(summaries: dict[str, dict]) -> pd.DataFrame:
-    """One row per arm: the headline figures and the drift headline of each arm's summary."""
-    rows = []
-    for name, summary in summaries.items():
-        rows.append({"arm": name, **{k: summary[k] for k in COMPARED}, **summary.get("drift", {})})
-    return pd.DataFrame(rows)
-
-
-def run_arms(
-    scenario: Scenario,
-    out: Path,
-    resume: bool,
-    progress: Callable[[str, int, int], None],
-    run_one: Callable[..., object],
-) -> dict:
+def run_arms(scenario: Scenario, out: Path, resume: bool = False, progress: Progress = quiet) -> RunResult:
     """Run (or resume) every arm into ``out/<arm>``, then compare them.
 
     Args:
@@ -65,10 +41,9 @@ def run_arms(
         out: Output folder.
         resume: Continue: finished arms are kept, an interrupted arm resumes from its checkpoint.
         progress: ``(phase, done, total)`` callback; phases are prefixed with the arm's name.
-        run_one: ``run_scenario`` (passed in to keep the modules acyclic).
 
     Returns:
-        The summary: figures averaged over arms, plus ``arms`` (each arm's summary).
+        The folder and the summary: figures averaged over arms, plus ``arms`` (each arm's summary).
     """
     out.mkdir(parents=True, exist_ok=True)
     if not resume:
@@ -83,16 +58,14 @@ def run_arms(
         if (folder / "summary.json").exists():
             summaries[name] = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
         elif resume and (folder / "scenario.yaml").exists():
-            summaries[name] = run_one(None, folder, resume=True, progress=report).summary
+            summaries[name] = run_simulation(None, folder, resume=True, progress=report).summary
         else:
-            summaries[name] = run_one(arm, folder, progress=report).summary
+            summaries[name] = run_simulation(arm, folder, progress=report).summary
     comparison_table(summaries).to_csv(out / "comparison.csv", index=False)
     summary = _pooled(scenario, summaries)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    from tastesim.report.html import write_report
-
     write_report(out)
-    return summary
+    return RunResult(out, summary)
 
 
 def _pooled(scenario: Scenario, summaries: dict[str, dict]) -> dict:
@@ -108,7 +81,7 @@ def _pooled(scenario: Scenario, summaries: dict[str, dict]) -> dict:
         "agents": first["agents"],
         "recommender": "arms: " + ", ".join(summaries),
         "decisions": decisions,
-        **{k: sum(s[k] for s in summaries.values()) / n for k in (*_POOLED, "holdout_hit_rate")},
+        **{k: sum(s[k] for s in summaries.values()) / n for k in COMPARED[1:]},
         "memory_records": sum(s["memory_records"] for s in summaries.values()),
         "timing": {
             "wall_seconds": round(wall, 2),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tastesim.analysis.profile import ItemProfile
+from tastesim.catalog.profile import ItemProfile
 
 __all__ = ["MAX_KEYWORDS", "CatalogTables", "ReasonBank", "category_bits"]
 

@@ -20,11 +20,11 @@ def serve_crs(
     """Serve the baseline CRS: POST /recommend (JSON contract), POST /v1/chat/completions, GET /health."""
     from rich.console import Console
 
+    from tastesim.cli.terminal import fail, offline
     from tastesim.crs.baseline import serve_baseline
     from tastesim.crs.builtin import build_baseline
     from tastesim.data.dataset import DataFormatError
     from tastesim.scenario import Scenario, ScenarioError, load_scenario
-    from tastesim.terminal import fail, offline
     from tastesim.world.build import load_scenario_dataset, profiles_for
 
     offline()

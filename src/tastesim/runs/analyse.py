@@ -10,10 +10,10 @@ import pandas as pd
 from pydantic import ValidationError
 
 from tastesim.analysis.llm_analyser import AnalysisStats, Progress, analyse_with_config
-from tastesim.analysis.profile import ItemProfile, write_profiles
+from tastesim.catalog.profile import ItemProfile, write_profiles
 from tastesim.data import BUILTIN_DATASETS, load_dataset
 from tastesim.data.dataset import Dataset
-from tastesim.llm.reviews import catalog_from_reviews, load_reviews
+from tastesim.data.reviews import catalog_from_reviews, load_reviews
 from tastesim.scenario import AnalyserConfig, DatasetConfig, Scenario, ScenarioError, load_scenario
 
 __all__ = ["AnalyzeRequest", "resolve", "run_analysis", "save_profiles"]
@@ -78,7 +78,7 @@ def resolve(request: AnalyzeRequest) -> tuple[Scenario, Dataset]:
 
 def run_analysis(request: AnalyzeRequest, progress: Progress | None = None) -> tuple[list[ItemProfile], AnalysisStats]:
     """Profile the requested catalog; LLM replies are cached, so a re-run (or a resumed one) is fast."""
-    from tastesim.analysis.cache import default_cache_dir
+    from tastesim.paths import default_cache_dir
     from tastesim.world.build import profiles_for
 
     scenario, dataset = resolve(request)

@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from tastesim.recommenders.baselines import ItemKNNRecommender, Recommender, SlateRequest, make_recommender
 from tastesim.scenario import RecommenderConfig
-from tastesim.world.recommenders import ItemKNNRecommender, Recommender, SlateRequest, make_recommender
 
 __all__ = ["DIVERSITY", "DiversityReranker", "recommender_for"]
 

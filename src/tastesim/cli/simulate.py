@@ -1,4 +1,4 @@
-"""The ``tastesim`` command."""
+"""``tastesim validate`` and ``tastesim run``: the CLI picks the kind of run a scenario describes."""
 
 from __future__ import annotations
 
@@ -9,18 +9,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tastesim.crs.cli import serve_crs
-from tastesim.eval.cli import eval_app
-from tastesim.llm.cli import analyze, llm_app
-from tastesim.report.cli import report
-from tastesim.terminal import USER_ERROR, PhaseProgress, console, fail, offline
+from tastesim.cli.terminal import PhaseProgress, console, fail, offline
 
-__all__ = ["USER_ERROR", "app", "main"]
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Simulate populations of recommender-system users.")
+__all__ = ["run", "validate"]
 
 
-@app.command()
 def validate(scenario: Annotated[Path, typer.Argument(help="scenario YAML file")]) -> None:
     """Check a scenario file and print the resolved configuration."""
     from tastesim.scenario import ScenarioError, load_scenario
@@ -33,7 +26,6 @@ def validate(scenario: Annotated[Path, typer.Argument(help="scenario YAML file")
     console.print(resolved.to_yaml(), highlight=False)
 
 
-@app.command()
 def run(
     target: Annotated[Path, typer.Argument(help="scenario YAML file, or a run folder with --resume")],
     out: Annotated[
@@ -46,25 +38,35 @@ def run(
     """Run a scenario (or resume a killed run) and write its output folder."""
     offline()
     from tastesim.data.dataset import DataFormatError
+    from tastesim.runs.arms import run_arms
+    from tastesim.runs.converse import run_conversations
+    from tastesim.runs.outcome import RunError
+    from tastesim.runs.simulate import resumable_scenario, run_simulation
     from tastesim.scenario import ScenarioError, load_scenario
-    from tastesim.world.run import RunError, run_scenario
 
     try:
-        if resume:
-            scenario, folder = None, target
-        else:
-            scenario = load_scenario(target)
-            folder = out or Path("runs") / scenario.name
+        scenario = resumable_scenario(target) if resume else load_scenario(target)
+        folder = target if resume else out or Path("runs") / scenario.name
         with PhaseProgress() as report:
-            result = run_scenario(scenario, folder, resume=resume, progress=report)
+            if scenario.conversation is not None:
+                if resume:
+                    raise RunError(f"{folder} holds a conversation run, which cannot be resumed: run it again")
+                result = run_conversations(scenario, folder, report)
+            elif scenario.arms:
+                result = run_arms(scenario, folder, resume, report)
+            else:
+                result = run_simulation(None if resume else scenario, folder, resume, report)
     except (ScenarioError, DataFormatError, RunError) as err:
         fail(str(err))
-    _print_summary(result.folder, result.summary)
+    if scenario.conversation is not None:
+        _print_conversation(result.folder, result.summary)
+    else:
+        _print_summary(result.folder, result.summary)
 
 
 def _print_summary(folder: Path, summary: dict) -> None:
     """The headline figures: one column per arm when the run compared recommenders."""
-    from tastesim.world.arms import COMPARED
+    from tastesim.report.comparison import COMPARED
 
     columns = summary.get("arms") or {"": summary}
     table = Table(
@@ -83,17 +85,15 @@ def _print_summary(folder: Path, summary: dict) -> None:
     console.print(f"outputs in [bold]{folder}[/] (summary.json: {json.dumps(summary['timing'])})", highlight=False)
 
 
-app.command("analyze")(analyze)
-app.add_typer(llm_app, name="llm")
-app.command("serve-crs")(serve_crs)
-app.add_typer(eval_app, name="eval")
-app.command("report")(report)
+def _print_conversation(folder: Path, summary: dict) -> None:
+    """The conversation figures of a stress run (``report.json`` has every one)."""
+    from tastesim.conversation.metrics import headline_rows
 
-
-def main() -> None:
-    """Console entry point."""
-    app()
-
-
-if __name__ == "__main__":
-    main()
+    report = summary["conversation"]
+    table = Table(title=f"{summary['scenario']}: {report['sessions_finished']} conversations", show_header=False)
+    table.add_column("")
+    table.add_column("", justify="right")
+    for label, value in headline_rows(report):
+        table.add_row(label, value)
+    console.print(table)
+    console.print(f"outputs in [bold]{folder}[/] (report.json has every figure)", highlight=False)

@@ -46,13 +46,13 @@ def run_fidelity(
     request: FidelityRequest, out: Path, command: str, progress: Callable[[str, int, int], None]
 ) -> tuple[Path, Path]:
     """Evaluate and write ``fidelity.json`` and ``fidelity.md`` into ``out``."""
-    from tastesim.analysis.cache import cached_embeddings, default_cache_dir
+    from tastesim.catalog.tables import CatalogTables
+    from tastesim.embedding import cached_embeddings, make_embedder
     from tastesim.eval.fidelity import fidelity
     from tastesim.eval.report import write_report
-    from tastesim.memory.embeddings import make_embedder
+    from tastesim.paths import default_cache_dir
     from tastesim.scenario import DecisionConfig
     from tastesim.scoring.factory import bundle_settings
-    from tastesim.scoring.tables import CatalogTables
     from tastesim.world.build import load_scenario_dataset, profiles_for
 
     scenario = request.scenario()

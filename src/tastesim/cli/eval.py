@@ -31,11 +31,11 @@ def fidelity(  # noqa: PLR0917 (a typer command takes its options as parameters)
     cache_dir: Annotated[Path | None, typer.Option(help="profile/embedding cache")] = None,
 ) -> None:
     """Held-out like prediction and 1:1/1:3/1:9 discrimination for every component and two baselines."""
-    from tastesim.terminal import PhaseProgress, console, fail, offline
+    from tastesim.cli.terminal import PhaseProgress, console, fail, offline
 
     offline()
     from tastesim.data.dataset import DataFormatError
-    from tastesim.eval.run import FidelityRequest, run_fidelity
+    from tastesim.runs.evaluate import FidelityRequest, run_fidelity
     from tastesim.scenario import ScenarioError
 
     if (dataset is None) == (data_dir is None):

@@ -1,17 +1,19 @@
-"""Sentence embeddings: the packaged MiniLM model, and a hashing double for fast unit tests."""
+"""Sentence embeddings: the packaged MiniLM model, a hashing double for fast unit tests, and an on-disk cache."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from tastesim.analysis.keywords import tokenise
+from tastesim.paths import content_digest
+from tastesim.text import tokenise
 
-__all__ = ["Embedder", "HashingEmbedder", "MiniLMEmbedder", "make_embedder"]
+__all__ = ["Embedder", "HashingEmbedder", "MiniLMEmbedder", "cached_embeddings", "make_embedder"]
 
 
 @runtime_checkable
@@ -96,3 +98,18 @@ def make_embedder(name: str) -> Embedder:
     if name == "hashing":
         return HashingEmbedder()
     raise ValueError(f"unknown embedder {name!r}; choose minilm or hashing")
+
+
+def cached_embeddings(
+    texts: Sequence[str], model: str, embed: Callable[[Sequence[str]], np.ndarray], cache_dir: Path
+) -> np.ndarray:
+    """Embeddings of ``texts`` (in order), computed once per distinct text list and model."""
+    path = Path(cache_dir) / "embeddings" / f"{content_digest(model, *texts)}.npy"
+    if path.exists():
+        return np.load(path)
+    vectors = embed(texts).astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.npy")
+    np.save(tmp, vectors)
+    tmp.replace(path)
+    return vectors

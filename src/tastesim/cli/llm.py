@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tastesim.terminal import console, err_console, fail, offline
+from tastesim.cli.terminal import console, err_console, fail, offline
 
 __all__ = ["analyze", "llm_app", "serve"]
 
@@ -76,8 +76,8 @@ def analyze(  # noqa: PLR0917 (typer maps each command-line option to a paramete
     """Analyse a catalog into item profiles (objective from item facts, subjective from reviews)."""
     offline()
     from tastesim.data.dataset import DataFormatError
-    from tastesim.llm.analyze import AnalyzeRequest, run_analysis, save_profiles
     from tastesim.llm.backend import LLMError
+    from tastesim.runs.analyse import AnalyzeRequest, run_analysis, save_profiles
     from tastesim.scenario import ScenarioError
 
     if out is not None and out.suffix.lower() not in {".jsonl", ".parquet"}:

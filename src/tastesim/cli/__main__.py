@@ -1,0 +1,5 @@
+"""``python -m tastesim.cli``: the ``tastesim`` command."""
+
+from tastesim.cli import main
+
+main()
