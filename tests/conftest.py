@@ -1,4 +1,9 @@
-"""Shared fixtures: the ML-100K test slice, the built-in dataset and one MiniLM model per session."""
+"""Shared fixtures (the ML-100K test slice, the built-in dataset, one MiniLM model per session) and the tiers.
+
+Two tiers: the fast unit tier (``pytest -m "not slow"``) runs with sockets disabled (pytest-socket; Unix
+sockets stay allowed); tests marked ``slow`` (whole runs, real processes and servers) or ``integration``
+may use loopback. A missing Ollama is the only reason to skip; a server that does not start fails.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 FIXTURES = Path(__file__).parent / "fixtures"
+_NETWORKED = ("slow", "integration", "ollama")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Disable sockets for every test of the fast tier."""
+    for item in items:
+        if not any(item.get_closest_marker(name) for name in _NETWORKED):
+            item.add_marker(pytest.mark.disable_socket)
 SLICE_NAME = "ml-100k-slice"
 
 

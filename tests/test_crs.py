@@ -96,6 +96,7 @@ def _stage(scenario: Scenario, parts, turns: int = 3) -> Stage:
     return Stage(parts.catalog, parts.memory, decider, titles, RandomTree(scenario.seed), turns, 10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("mode", "path"), [("json", "/recommend"), ("openai", "/v1/chat/completions")])
 def test_session_with_builtin_crs_over_http_reaches_success(world, mode: str, path: str) -> None:
     scenario, parts, server = world
@@ -121,6 +122,7 @@ def test_session_with_builtin_crs_over_http_reaches_success(world, mode: str, pa
         assert len(result.shown) == len(set(result.shown))
 
 
+@pytest.mark.slow
 def test_builtin_crs_rejects_bad_requests(world) -> None:
     _, _, server = world
     assert httpx.get(server.base_url + "/health").json()["status"] == "ok"
@@ -200,6 +202,7 @@ def _stress(tmp_path: Path, slice_dir: Path, url: str, **conversation: object) -
     return report, turns
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("path", "kind"), [("/flaky", "http_5xx"), ("/hang", "timeout"), ("/malformed", "malformed"), (None, "refused")]
 )
@@ -220,6 +223,7 @@ def test_faults_are_counted_and_the_report_is_complete(
         assert (turns["latency_s"] < 1.4).all()  # the client gave up at its timeout, not the server's delay
 
 
+@pytest.mark.slow
 def test_503_is_retried_with_backoff(world, faulty: str) -> None:
     scenario, parts, _ = world
     plans = plan_sessions(scenario, parts, [str(t) for t in parts.dataset.items["title"]])
@@ -251,6 +255,7 @@ def test_stress_against_builtin_crs_writes_the_report(tmp_path: Path, slice_dir:
     assert resolved["conversation"]["sessions"] == 40
 
 
+@pytest.mark.slow
 def test_serve_crs_command_serves_on_loopback(tmp_path: Path, slice_dir: Path) -> None:
     scenario = tmp_path / "s.yaml"
     scenario.write_text(
@@ -291,6 +296,7 @@ def test_serve_crs_command_serves_on_loopback(tmp_path: Path, slice_dir: Path) -
     assert bad.returncode == 2 and "not found" in bad.stderr and "Traceback" not in bad.stderr
 
 
+@pytest.mark.slow
 def test_recall_through_the_chroma_store_matches_working_memory(
     world, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

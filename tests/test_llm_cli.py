@@ -61,6 +61,7 @@ def test_user_mistakes_exit_2_with_one_message(args: list[str], words: str, tmp_
     assert words in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_ollama_down_exits_2(tmp_path: Path, slice_dir: Path) -> None:
     args = ["analyze", "-d", str(slice_dir), "-b", "ollama", "--base-url", "http://127.0.0.1:9", "--limit", "3"]
     result = runner.invoke(app, [*args, "--cache-dir", str(tmp_path)])
@@ -68,6 +69,7 @@ def test_ollama_down_exits_2(tmp_path: Path, slice_dir: Path) -> None:
     assert "check that Ollama is running" in result.output
 
 
+@pytest.mark.slow
 def test_serve_refuses_a_busy_port() -> None:
     import socket
 

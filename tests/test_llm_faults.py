@@ -16,6 +16,8 @@ from tastesim.analysis.llm_analyser import LLMAnalyser, LLMAnalyserSettings
 from tastesim.llm.backend import LLMError, make_backend
 from tastesim.llm.cache import ReplyCache
 
+pytestmark = pytest.mark.slow  # real servers and processes, or tens of seconds of model conversion
+
 
 class _Stub(BaseHTTPRequestHandler):
     """Answers /api/chat according to the server's ``mode``; counts requests."""

@@ -14,6 +14,8 @@ from tastesim.llm.backend import LLMError  # noqa: E402
 from tastesim.llm.llamacpp import DEFAULT_GGUF, SHIPPED, LlamaCppBackend, default_gguf  # noqa: E402
 from tastesim.llm.requantize import requantized, requantized_name  # noqa: E402
 
+pytestmark = pytest.mark.slow  # real servers and processes, or tens of seconds of model conversion
+
 
 @pytest.fixture(scope="module")
 def shipped() -> Path:

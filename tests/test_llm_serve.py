@@ -23,6 +23,8 @@ from tastesim.llm.backend import LLMBackend, make_backend
 from tastesim.llm.cache import ReplyCache
 from tastesim.llm.ollama import default_base_url
 
+pytestmark = pytest.mark.slow  # real servers and processes, or tens of seconds of model conversion
+
 
 def _free_port() -> int:
     with socket.socket() as s:

@@ -41,12 +41,12 @@ def test_no_module_level_randomness_in_the_package() -> None:
 
 def test_mesa_generators_are_derived_from_the_tree_each_step(slice_dir: Path, tmp_path: Path) -> None:
     """Code drawing from ``agent.random`` or ``model.rng`` gets the same draws in a resumed run."""
+    from tastesim.recommenders.baselines import make_recommender
     from tastesim.scenario import Scenario
     from tastesim.scoring.deciders import LogicalDecider
     from tastesim.scoring.logical import LogicalRule
     from tastesim.world.build import build_parts, load_scenario_dataset, profiles_for
     from tastesim.world.model import TasteModel
-    from tastesim.recommenders.baselines import make_recommender
 
     scenario = Scenario.model_validate(
         {

@@ -146,8 +146,9 @@ async def hold_session(plan: Plan, stage: Stage, crs: CRS, writer: CachedWriter)
         replies += 1
         messages.append(Message("assistant", reply.text, reply.items))
         slate, unknown = stage.rows(reply.items)
-        rng = stage.tree.generator(Stream.DECIDE, turn, key=plan.session_id)
-        decisions = decide_shown(stage, plan.agent, slate, rng)
+        decisions = decide_shown(
+            stage, plan.agent, slate, stage.tree.generator(Stream.DECIDE, turn, key=plan.session_id)
+        )
         shown.update(int(i) for i in slate)
         result.shown.extend(int(i) for i in slate)
         result.clicked.extend(int(i) for i in slate[decisions.click[0]])
