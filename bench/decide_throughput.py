@@ -75,11 +75,11 @@ def main() -> None:
     tree = RandomTree(0)
     agents = np.arange(len(parts.population.users))
     slates = np.random.default_rng(tree.seed).integers(0, len(parts.catalog.item_ids), size=(agents.size, args.slate))
-    decider.decide(parts.memory, agents, slates, tree.generator(Stream.DECIDE, 0))  # warm-up
+    decider.decide(parts.memory, agents, slates, tree.keyed(Stream.DECIDE, 0).rows(agents))  # warm-up
     times = []
     for step in range(args.repeats):
         started = time.perf_counter()
-        decider.decide(parts.memory, agents, slates, tree.generator(Stream.DECIDE, step + 1))
+        decider.decide(parts.memory, agents, slates, tree.keyed(Stream.DECIDE, step + 1).rows(agents))
         times.append(time.perf_counter() - started)
     batched = agents.size * args.slate / float(np.median(times))
 

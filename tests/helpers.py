@@ -15,10 +15,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
+
+from tastesim.rng import KeyedDraws, RowDraws
 
 __all__ = [
     "CLI",
+    "draws",
     "free_port",
     "refused_url",
     "serve_in_thread",
@@ -27,6 +31,11 @@ __all__ = [
 ]
 
 CLI = (sys.executable, "-m", "tastesim.cli")  # the ``tastesim`` command of this interpreter
+
+
+def draws(seed: int, rows: int) -> RowDraws:
+    """Independent keyed draws for ``rows`` rows (row ``i`` keyed ``i``), as a decider receives them."""
+    return KeyedDraws(seed).rows(np.arange(rows))
 
 
 def free_port() -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tests.helpers import draws as _draws
 
 from tastesim.agents.population import build_population, seed_memory
 from tastesim.analysis.keyphrase import KeyphraseAnalyser
@@ -68,16 +69,16 @@ def test_head_decider_is_reproducible_and_follows_the_click_offset(bundle, agent
     ids = np.arange(len(population.users))
     slates = np.random.default_rng(0).integers(0, len(context.tables.primary), size=(ids.size, 10))
     slates[:, -1] = -1
-    first, features = decider.decide(memory, ids, slates, np.random.default_rng(7))
-    again, _ = decider.decide(memory, ids, slates, np.random.default_rng(7))
+    first, features = decider.decide(memory, ids, slates, _draws(7, ids.size))
+    again, _ = decider.decide(memory, ids, slates, _draws(7, ids.size))
     for name in ("click", "like", "dislike"):
         np.testing.assert_array_equal(getattr(first, name), getattr(again, name))
     assert not first.click[:, -1].any()
     assert features.kw_pos.shape == slates.shape
     assert 0 < first.click.mean() < 1
     assert not (first.like & first.dislike).any()
-    muted, _ = decider.decide(memory, ids, slates, np.random.default_rng(7), np.full(slates.shape, -50.0))
-    eager, _ = decider.decide(memory, ids, slates, np.random.default_rng(7), np.full(slates.shape, 50.0))
+    muted, _ = decider.decide(memory, ids, slates, _draws(7, ids.size), np.full(slates.shape, -50.0))
+    eager, _ = decider.decide(memory, ids, slates, _draws(7, ids.size), np.full(slates.shape, 50.0))
     assert not muted.click.any()
     np.testing.assert_array_equal(eager.click, slates >= 0)
 
@@ -87,6 +88,6 @@ def test_vote_decider_likes_only_clicked_items(bundle, agents) -> None:
     decider = VoteDecider(LogicalRule(click_threshold=-1.0, click_temperature=0.01), context, bundle.stat_threshold)
     ids = np.arange(len(population.users))
     slates = np.tile(np.arange(10), (ids.size, 1))
-    got, _ = decider.decide(memory, ids, slates, np.random.default_rng(1))
+    got, _ = decider.decide(memory, ids, slates, _draws(1, ids.size))
     assert got.click.all()
     np.testing.assert_array_equal(got.like | got.dislike, got.click)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tests.helpers import draws as _draws
 
 from tastesim.agents.drift import click_offset, initial_state, item_vectors, update_state
 from tastesim.catalog import Decisions, PairFeatures
@@ -99,16 +100,16 @@ def test_offset_is_zero_at_start_and_follows_drift_and_satiation(catalog) -> Non
     state = initial_state(_memory(), tables, bank, NO_EXPLORATION)
     agents, slates = np.array([0]), np.array([[0, 2, -1]])
     kwargs = {"vectors": vectors, "primary": tables.primary, "params": NO_EXPLORATION}
-    start = click_offset(state, agents, slates, rng=np.random.default_rng(0), **kwargs)
+    start = click_offset(state, agents, slates, draws=_draws(0, len(agents)), **kwargs)
     np.testing.assert_allclose(start, 0.0)
     liked = _decisions([[False, True, False]], [[False, False, False]])
     update_state(state, agents, slates, liked, **kwargs)
-    offset = click_offset(state, agents, slates, rng=np.random.default_rng(0), **kwargs)
+    offset = click_offset(state, agents, slates, draws=_draws(0, len(agents)), **kwargs)
     assert offset[0, 1] > 0 > offset[0, 0]  # drawn toward item 2, away from item 0 (relative to step 0)
     assert offset[0, 2] == 0.0  # empty slot
     assert state.satiation[0, 2] == 1.0  # one click in category C so far
     state.satiation[0, 2] = 10.0  # much more bored with category C
-    bored = click_offset(state, agents, slates, rng=np.random.default_rng(0), **kwargs)
+    bored = click_offset(state, agents, slates, draws=_draws(0, len(agents)), **kwargs)
     assert bored[0, 1] == pytest.approx(offset[0, 1] - NO_EXPLORATION.satiation_weight * 9.0, rel=1e-5)
 
 
@@ -124,7 +125,7 @@ def test_exploration_boosts_the_expected_share(catalog) -> None:
         vectors=item_vectors(tables, bank),
         primary=tables.primary,
         params=params,
-        rng=np.random.default_rng(1),
+        draws=_draws(1, 2000),
     )
     assert set(np.unique(offset)) == {0.0, 2.0}
     assert (offset == 2.0).mean() == pytest.approx(0.25, abs=0.03)
@@ -138,7 +139,7 @@ def test_the_offset_changes_decisions() -> None:
     )
     rule = LogicalRule(click_threshold=0.8, click_temperature=0.08, tie_like=0.5)
     shown = np.ones(shape, dtype=bool)
-    plain = rule.decide(features, shown, np.random.default_rng(3)).click.mean()
-    pushed = rule.decide(features, shown, np.random.default_rng(3), click_offset=np.full(shape, 3.0)).click.mean()
+    plain = rule.decide(features, shown, _draws(3, shape[0])).click.mean()
+    pushed = rule.decide(features, shown, _draws(3, shape[0]), click_offset=np.full(shape, 3.0)).click.mean()
     assert plain == pytest.approx(0.5, abs=0.05)
     assert pushed == pytest.approx(1 / (1 + np.exp(-3.0)), abs=0.05)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from tastesim.recommenders.baselines import Recommender, SlateRequest
+from tastesim.recommenders import Recommender, SlateRequest
 from tastesim.recommenders.rerank import DiversityReranker
 from tastesim.runs.arms import arm_scenarios
 from tastesim.scenario import Scenario
@@ -70,7 +70,7 @@ def test_reranker_is_a_recommender_and_respects_blocked_items() -> None:
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     rec = DiversityReranker(vectors, neighbours=5)
     assert isinstance(rec, Recommender)
-    rec.fit(train)
+    rec.fit(train, np.random.default_rng(0))
     blocked = train[:6].toarray() > 0
     request = SlateRequest(np.arange(6), train[:6], blocked, 4, 1, np.random.default_rng(1))
     slates = rec.recommend(request)

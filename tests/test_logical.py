@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tests.helpers import draws as _draws
 
 from tastesim.catalog import PairFeatures
 from tastesim.catalog.profile import ItemProfile, Reason
@@ -234,14 +235,14 @@ def _expected_likes(tie: bool) -> np.ndarray:
 def test_rule_votes_with_certain_clicks(features: PairFeatures) -> None:
     for tie_like in (0.0, 1.0):
         rule = LogicalRule(click_threshold=-1.0, click_temperature=0.01, tie_like=tie_like)
-        got = rule.decide(features, SHOWN, np.random.default_rng(0))
+        got = rule.decide(features, SHOWN, _draws(0, len(SHOWN)))
         assert got.click.tolist() == SHOWN.tolist()  # every shown item is clicked, padding never
         assert got.like.tolist() == _expected_likes(tie_like == 1.0).tolist()
         assert got.dislike.tolist() == (SHOWN & ~_expected_likes(tie_like == 1.0)).tolist()
 
 
 def test_only_clicked_items_are_judged(features: PairFeatures) -> None:
-    got = LogicalRule().decide(features, SHOWN, np.random.default_rng(3))
+    got = LogicalRule().decide(features, SHOWN, _draws(3, len(SHOWN)))
     assert not (got.like & got.dislike).any()
     assert ((got.like | got.dislike) == got.click).all()
     assert not (got.click & ~SHOWN).any()
@@ -253,7 +254,7 @@ def test_ties_are_broken_by_the_rng(catalog: tuple[CatalogTables, ReasonBank]) -
     slates = np.tile([0, 1, 2, 3], (n, 1))  # agent 0: like, dislike, tie, tie
     feats = logical_features(_memory(bank), np.zeros(n, dtype=np.int64), slates, tables, bank)
     rule = LogicalRule(click_threshold=-1.0, click_temperature=0.01, tie_like=0.5)
-    got = rule.decide(feats, slates >= 0, np.random.default_rng(11))
+    got = rule.decide(feats, slates >= 0, _draws(11, n))
     assert got.like[:, 0].all() and got.dislike[:, 1].all()  # decided pairs never change
     for column in (2, 3):
         share = got.like[:, column].mean()
@@ -268,7 +269,7 @@ def test_tie_like_sets_the_tie_probability() -> None:
     shown = np.ones((1, n), dtype=bool)
     for tie_like in (0.2, 0.5, 0.9):
         rule = LogicalRule(click_threshold=-1.0, click_temperature=0.01, tie_like=tie_like)
-        got = rule.decide(ties, shown, np.random.default_rng(5))
+        got = rule.decide(ties, shown, _draws(5, 1))
         assert got.click.all()
         assert got.like.mean() == pytest.approx(tie_like, abs=0.015)
 
@@ -279,7 +280,7 @@ def test_click_probability_is_the_sigmoid() -> None:
     zeros = np.zeros((1, n), dtype=np.float32)
     feats = PairFeatures(zeros, zeros, zeros, zeros, appeal, zeros.astype(bool))
     got = LogicalRule(click_threshold=0.6, click_temperature=0.08).decide(
-        feats, np.ones((1, n), bool), np.random.default_rng(9)
+        feats, np.ones((1, n), bool), _draws(9, 1)
     )
     # sigmoid((0.7 - 0.6) / 0.08) = 1 / (1 + exp(-1.25)) = 0.7773
     assert got.click.mean() == pytest.approx(0.7773, abs=0.015)
@@ -292,13 +293,13 @@ def test_same_seed_same_decisions(features: PairFeatures) -> None:
     ties = PairFeatures(zeros, zeros, zeros, zeros, appeal, zeros.astype(bool))
     shown = np.ones((1, n), dtype=bool)
     rule = LogicalRule()
-    first = rule.decide(ties, shown, np.random.default_rng(42))
-    second = rule.decide(ties, shown, np.random.default_rng(42))
-    other = rule.decide(ties, shown, np.random.default_rng(43))
+    first = rule.decide(ties, shown, _draws(42, 1))
+    second = rule.decide(ties, shown, _draws(42, 1))
+    other = rule.decide(ties, shown, _draws(43, 1))
     for name in ("click", "like", "dislike"):
         np.testing.assert_array_equal(getattr(first, name), getattr(second, name))
     assert not np.array_equal(first.click, other.click) or not np.array_equal(first.like, other.like)
     # On the hand-made catalog too: the same seed replays the same tie breaks and clicks.
-    a = rule.decide(features, SHOWN, np.random.default_rng(8))
-    b = rule.decide(features, SHOWN, np.random.default_rng(8))
+    a = rule.decide(features, SHOWN, _draws(8, len(SHOWN)))
+    b = rule.decide(features, SHOWN, _draws(8, len(SHOWN)))
     assert (a.click.tolist(), a.like.tolist()) == (b.click.tolist(), b.like.tolist())

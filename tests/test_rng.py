@@ -41,7 +41,7 @@ def test_no_module_level_randomness_in_the_package() -> None:
 
 def test_mesa_generators_are_derived_from_the_tree_each_step(slice_dir: Path, tmp_path: Path) -> None:
     """Code drawing from ``agent.random`` or ``model.rng`` gets the same draws in a resumed run."""
-    from tastesim.recommenders.baselines import make_recommender
+    from tastesim.recommenders.baselines import PopularityRecommender
     from tastesim.scenario import Scenario
     from tastesim.scoring.deciders import LogicalDecider
     from tastesim.scoring.logical import LogicalRule
@@ -61,7 +61,7 @@ def test_mesa_generators_are_derived_from_the_tree_each_step(slice_dir: Path, tm
     def model() -> TasteModel:
         decider = LogicalDecider(LogicalRule(), parts.catalog.tables, parts.catalog.bank)
         memory = type(parts.memory).from_state(parts.memory.state())
-        return TasteModel(parts.catalog, parts.population, memory, make_recommender("popularity"), decider, seed=3)
+        return TasteModel(parts.catalog, parts.population, memory, PopularityRecommender(), decider, seed=3)
 
     draws = {}
     for name in ("straight", "restored"):

@@ -143,8 +143,17 @@ def _cli(*args: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_resume_after_kill_minus_nine_matches_an_uninterrupted_run(tmp_path: Path, cache_dir: Path) -> None:
-    fields = {"steps": 12, "population": {"users": 400}, "memory": {"checkpoint_every": 4}}
+@pytest.mark.parametrize(
+    "recommender",
+    [{"name": "itemknn"}, {"name": "mf", "factors": 16, "retrain_every": 3}],
+    ids=["static-itemknn", "retrained-mf"],
+)
+def test_resume_after_kill_minus_nine_matches_an_uninterrupted_run(
+    tmp_path: Path, cache_dir: Path, recommender: dict
+) -> None:
+    """Killed between checkpoints (step 4 or 8) and resumed: the same metrics, interactions and store; a
+    recommender retrained every 3 steps is refitted at resume exactly as it was (at step 3 or 6)."""
+    fields = {"steps": 12, "population": {"users": 400}, "memory": {"checkpoint_every": 4}, "recommender": recommender}
     reference = run_small(tmp_path, cache_dir, name="reference", **fields)
 
     scenario = write_scenario(tmp_path / "killed-cfg", cache_dir, **fields)

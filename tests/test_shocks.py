@@ -9,7 +9,8 @@ import pytest
 import scipy.sparse as sp
 
 from tastesim.agents.drift import InterestState, item_vectors
-from tastesim.recommenders.baselines import PopularityRecommender, RandomRecommender, SlateRequest
+from tastesim.recommenders import SlateRequest
+from tastesim.recommenders.baselines import PopularityRecommender, RandomRecommender
 from tastesim.scenario import JoinShock, LaunchShock, PerturbShock, Scenario, SwitchShock, TrendShock
 from tastesim.scoring.deciders import LogicalDecider
 from tastesim.scoring.logical import LogicalRule
@@ -39,7 +40,7 @@ def _shocked(*shocks) -> ShockedRecommender:
         categories=CATEGORIES,
         make=lambda name: RandomRecommender(),
     )
-    rec.fit(TRAIN)
+    rec.fit(TRAIN, np.random.default_rng(0))
     return rec
 
 
@@ -133,7 +134,12 @@ def test_a_shock_changes_exposure_at_its_step_in_the_model(slice_dir: Path, tmp_
     tables = parts.catalog.tables
     labels = segment_labels(parts.population, ("gender",))
     recommender, shocks = shocked_world(
-        scenario, parts.catalog.item_ids, tables, item_vectors(tables, parts.catalog.bank), labels
+        scenario,
+        parts.catalog.item_ids,
+        tables,
+        item_vectors(tables, parts.catalog.bank),
+        labels,
+        users=parts.population.users,
     )
     model = TasteModel(
         parts.catalog,

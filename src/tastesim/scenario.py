@@ -92,13 +92,30 @@ class AnalyserConfig(_Section):
         return self
 
 
-class RecommenderConfig(_Section):
-    """The recommender under test."""
+RecommenderName = Literal["random", "popularity", "itemknn", "diverse", "mf", "http"]
 
-    name: Literal["diverse", "random", "popularity", "itemknn"] = "popularity"  # diverse: tastesim.recommenders.rerank
+
+class RecommenderConfig(_Section):
+    """The recommender under test (tastesim.recommenders): a built-in, or a service over HTTP."""
+
+    name: RecommenderName = Field(
+        "popularity", description="random | popularity | itemknn | diverse (item-kNN re-ranked) | mf (ALS) | http"
+    )
     slate_size: int = Field(10, ge=1, le=200)
     allow_repeats: bool = False
     neighbours: int = Field(50, ge=1, description="item-kNN neighbours kept per item")
+    factors: int = Field(64, ge=2, le=1024, description="latent factors of mf")
+    retrain_every: int | None = Field(
+        None, ge=1, description="refit on the training data plus the simulated feedback every K steps; never if empty"
+    )
+    url: str | None = Field(None, pattern=r"^https?://", description="base URL of the recommender service (http)")
+    timeout_s: float = Field(30.0, gt=0, le=3600, description="seconds per request to the recommender service")
+
+    @model_validator(mode="after")
+    def _service(self) -> RecommenderConfig:
+        if (self.name == "http") != (self.url is not None):
+            raise ValueError("name: http needs a url, and a url needs name: http")
+        return self
 
 
 class DecisionConfig(_Section):
@@ -207,7 +224,7 @@ class SwitchShock(_Shock):
     """The recommender under test is replaced from ``step``."""
 
     kind: Literal["switch"]
-    recommender: Literal["random", "popularity", "itemknn", "diverse"]
+    recommender: Literal["random", "popularity", "itemknn", "diverse", "mf"]
 
 
 class JoinShock(_Shock):

@@ -31,6 +31,7 @@ import numpy as np
 from tastesim.catalog import Decisions
 from tastesim.catalog.tables import CatalogTables, ReasonBank
 from tastesim.memory.working import LIKE, WorkingMemory
+from tastesim.rng import RowDraws
 from tastesim.scenario import DriftConfig
 
 __all__ = ["InterestState", "click_offset", "initial_state", "item_vectors", "update_state"]
@@ -136,7 +137,7 @@ def click_offset(
     vectors: np.ndarray,
     primary: np.ndarray,
     params: DriftConfig,
-    rng: np.random.Generator,
+    draws: RowDraws,
 ) -> np.ndarray:
     """Click log-odds offset ``(n_active, slate)`` from the agents' current interest state."""
     items = np.where(slates >= 0, slates, 0)
@@ -144,6 +145,6 @@ def click_offset(
     now = np.einsum("nsd,nd->ns", item_vecs, state.centroid()[active])
     then = np.einsum("nsd,nd->ns", item_vecs, state.initial[active])
     bored = np.take_along_axis(state.satiation[active], primary[items], axis=1)
-    explore = rng.random(slates.shape) < params.exploration
+    explore = draws.uniform(slates.shape[1]) < params.exploration
     offset = params.affinity * (now - then) - params.satiation_weight * bored + params.exploration_bonus * explore
     return np.where(slates >= 0, offset, 0.0).astype(np.float32)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,9 +56,10 @@ class Stage:
         return self.catalog.bank.texts[int(ids[0])] if ids.size else "not quite my thing"
 
 
-def decide_shown(stage: Stage, agent: int, slate: np.ndarray, rng: np.random.Generator) -> Decisions:
-    """The agent's decision on one shown slate (the single place to swap in another decider)."""
-    decisions, _ = stage.decider.decide(stage.memory, np.array([agent]), slate.reshape(1, -1), rng)
+def decide_shown(stage: Stage, plan: Plan, turn: int, slate: np.ndarray) -> Decisions:
+    """The agent's decision on the slate shown at ``turn`` (draws keyed by the session and the turn)."""
+    draws = stage.tree.keyed(Stream.DECIDE, turn).rows(np.array([zlib.crc32(plan.session_id.encode())]))
+    decisions, _ = stage.decider.decide(stage.memory, np.array([plan.agent]), slate.reshape(1, -1), draws)
     return decisions
 
 
@@ -146,9 +148,7 @@ async def hold_session(plan: Plan, stage: Stage, crs: CRS, writer: CachedWriter)
         replies += 1
         messages.append(Message("assistant", reply.text, reply.items))
         slate, unknown = stage.rows(reply.items)
-        decisions = decide_shown(
-            stage, plan.agent, slate, stage.tree.generator(Stream.DECIDE, turn, key=plan.session_id)
-        )
+        decisions = decide_shown(stage, plan, turn, slate)
         shown.update(int(i) for i in slate)
         result.shown.extend(int(i) for i in slate)
         result.clicked.extend(int(i) for i in slate[decisions.click[0]])

@@ -14,10 +14,10 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from tastesim.recommenders.baselines import ItemKNNRecommender, Recommender, SlateRequest, make_recommender
-from tastesim.scenario import RecommenderConfig
+from tastesim.recommenders.base import Feedback, SlateRequest
+from tastesim.recommenders.baselines import ItemKNNRecommender
 
-__all__ = ["DIVERSITY", "DiversityReranker", "recommender_for"]
+__all__ = ["DIVERSITY", "DiversityReranker"]
 
 DIVERSITY = 0.5  # weight of redundancy against relevance in the MMR objective
 POOL_FACTOR = 5  # candidates per slate position taken from item-kNN
@@ -49,9 +49,12 @@ class DiversityReranker:
         self.pool_factor = pool_factor
         self.base = ItemKNNRecommender(neighbours)
 
-    def fit(self, interactions: sp.csr_matrix) -> None:
+    def fit(self, interactions: sp.csr_matrix, rng: np.random.Generator) -> None:
         """Fit the item-kNN candidate generator."""
-        self.base.fit(interactions)
+        self.base.fit(interactions, rng)
+
+    def observe(self, feedback: Feedback) -> None:
+        """Nothing to keep between refits."""
 
     def recommend(self, request: SlateRequest) -> np.ndarray:
         """Candidates from item-kNN, then greedy MMR per agent (batched over agents)."""
@@ -95,11 +98,3 @@ class DiversityReranker:
             similarity = np.einsum("npd,nd->np", vecs, vecs[rows, best])
             redundancy = np.where(has[:, None], np.maximum(redundancy, similarity), redundancy)
         return slates
-
-
-def recommender_for(config: RecommenderConfig, item_vectors: np.ndarray) -> Recommender:
-    """The recommender a scenario names: the diversity re-ranker or a baseline."""
-    if config.name == "diverse":
-        return DiversityReranker(item_vectors, neighbours=config.neighbours)
-    options = {"neighbours": config.neighbours} if config.name == "itemknn" else {}
-    return make_recommender(config.name, **options)

@@ -24,6 +24,7 @@ from tastesim.agents.drift import item_vectors
 from tastesim.catalog.profile import write_profiles
 from tastesim.memory.journal import MemoryJournal
 from tastesim.memory.writer import RecordFactory, WriterStats
+from tastesim.recommenders.http import RecommenderError
 from tastesim.report.html import write_report
 from tastesim.report.plots import write_plots
 from tastesim.runs.outcome import Progress, RunError, RunResult, quiet
@@ -57,7 +58,11 @@ def run_simulation(
     step_seconds = 0.0
     while model.steps < scenario.steps:
         tick = time.perf_counter()
-        model.step()
+        try:
+            model.step()
+        except RecommenderError as err:
+            resume_with = f"resume it with `tastesim run {out} --resume`"
+            raise RunError(f"{err}; the run stopped after step {model.steps}: {resume_with}") from err
         step_seconds += time.perf_counter() - tick
         model.last_interactions.to_parquet(out / "parts" / f"step-{model.steps:06d}.parquet", index=False)
         if model.steps % scenario.memory.checkpoint_every == 0 or model.steps == scenario.steps:
@@ -115,7 +120,8 @@ def _open(scenario: Scenario, out: Path, resume: bool, progress: Progress) -> tu
     labels = segment_labels(parts.population, tuple(scenario.segments.by))
     try:
         vectors = item_vectors(tables, parts.catalog.bank)
-        recommender, shocks = shocked_world(scenario, parts.catalog.item_ids, tables, vectors, labels)
+        users = parts.population.users
+        recommender, shocks = shocked_world(scenario, parts.catalog.item_ids, tables, vectors, labels, users=users)
     except ShockError as err:
         raise RunError(str(err)) from err
     model = TasteModel(
@@ -132,6 +138,7 @@ def _open(scenario: Scenario, out: Path, resume: bool, progress: Progress) -> tu
         drift=scenario.drift,
         segments=labels,
         shocks=shocks,
+        retrain_every=rec_cfg.retrain_every,
     )
     checkpoint = _read_checkpoint(out / "checkpoint.npz") if resume else None
     if checkpoint is None:

@@ -8,6 +8,7 @@ import numpy as np
 
 from tastesim.catalog import Decisions, PairFeatures
 from tastesim.memory.working import WorkingMemory
+from tastesim.rng import RowDraws
 
 __all__ = ["Decider"]
 
@@ -20,7 +21,7 @@ class Decider(Protocol):
         memory: WorkingMemory,
         agents: np.ndarray,
         slates: np.ndarray,
-        rng: np.random.Generator,
+        draws: RowDraws,
         click_offset: np.ndarray | None = None,
     ) -> tuple[Decisions, PairFeatures]:
         """Sample click/like/dislike for ``slates[i]`` shown to ``agents[i]`` (slots ``-1`` are empty).
@@ -29,7 +30,7 @@ class Decider(Protocol):
             memory: The agents' working memories.
             agents: Agent indices ``(n,)``.
             slates: Item indices ``(n, slate)``, ``-1`` for an empty slot.
-            rng: The step's seeded generator (every random draw comes from it).
+            draws: The rows' keyed draws (every random draw comes from them; see ``tastesim.rng``).
             click_offset: Optional ``(n, slate)`` added to the click log-odds (drift, satiation).
         """
         ...

@@ -5,8 +5,8 @@
 * ``learned``: logistic regression on the feature vector; click = interaction probability.
 * ``distilled``: the small MLP over the same features (the default); one forward pass per step.
 
-Every random draw comes from the step's generator passed in by the model, so a resumed run decides
-exactly as an uninterrupted one.
+Every random draw comes from the rows' keyed draws passed in by the caller (one per agent and step), so a
+resumed run decides exactly as an uninterrupted one, and an agent decides the same in any batch.
 """
 
 from __future__ import annotations
@@ -18,12 +18,16 @@ import numpy as np
 from tastesim.catalog import Decisions, PairFeatures
 from tastesim.catalog.tables import CatalogTables, ReasonBank
 from tastesim.memory.working import WorkingMemory
+from tastesim.rng import RowDraws
 from tastesim.scoring.ensemble import vote_score
 from tastesim.scoring.features import PairContext, pair_features
 from tastesim.scoring.heads import Heads
-from tastesim.scoring.logical import LogicalRule, logical_features
+from tastesim.scoring.logical import CLICK_DRAWS, LIKE_DRAWS, LogicalRule, logical_features
 
 __all__ = ["HeadDecider", "LogicalDecider", "VoteDecider"]
+
+
+_VOTE_TIE_DRAWS = 2  # the vote's own tie-break channel
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -43,12 +47,12 @@ class LogicalDecider:
         memory: WorkingMemory,
         agents: np.ndarray,
         slates: np.ndarray,
-        rng: np.random.Generator,
+        draws: RowDraws,
         click_offset: np.ndarray | None = None,
     ) -> tuple[Decisions, PairFeatures]:
         """See :class:`~tastesim.scoring.decider.Decider`."""
         features = logical_features(memory, agents, slates, self.tables, self.bank)
-        return self.rule.decide(features, slates >= 0, rng, click_offset=click_offset), features
+        return self.rule.decide(features, slates >= 0, draws, click_offset=click_offset), features
 
 
 @dataclass(frozen=True)
@@ -64,14 +68,14 @@ class VoteDecider:
         memory: WorkingMemory,
         agents: np.ndarray,
         slates: np.ndarray,
-        rng: np.random.Generator,
+        draws: RowDraws,
         click_offset: np.ndarray | None = None,
     ) -> tuple[Decisions, PairFeatures]:
         """See :class:`~tastesim.scoring.decider.Decider`."""
         x, features = pair_features(memory, agents, slates, self.context)
-        base = self.rule.decide(features, slates >= 0, rng, click_offset=click_offset)
+        base = self.rule.decide(features, slates >= 0, draws, click_offset=click_offset)
         vote = vote_score(x, self.stat_threshold)
-        tie = rng.random(slates.shape) < self.rule.tie_like
+        tie = draws.uniform(slates.shape[1], _VOTE_TIE_DRAWS) < self.rule.tie_like
         likes = np.where(vote == 0, tie, vote > 0)
         click = base.click
         return Decisions(click=click, like=click & likes, dislike=click & ~likes), features
@@ -89,7 +93,7 @@ class HeadDecider:
         memory: WorkingMemory,
         agents: np.ndarray,
         slates: np.ndarray,
-        rng: np.random.Generator,
+        draws: RowDraws,
         click_offset: np.ndarray | None = None,
     ) -> tuple[Decisions, PairFeatures]:
         """See :class:`~tastesim.scoring.decider.Decider`."""
@@ -97,7 +101,6 @@ class HeadDecider:
         interact, like = self.heads.logits(x)
         if click_offset is not None:
             interact = interact + click_offset
-        draws = rng.random((2, *slates.shape))
-        click = (draws[0] < _sigmoid(interact)) & (slates >= 0)
-        likes = draws[1] < _sigmoid(like)
+        click = (draws.uniform(slates.shape[1], CLICK_DRAWS) < _sigmoid(interact)) & (slates >= 0)
+        likes = draws.uniform(slates.shape[1], LIKE_DRAWS) < _sigmoid(like)
         return Decisions(click=click, like=click & likes, dislike=click & ~likes), features

@@ -26,9 +26,11 @@ import numpy as np
 from tastesim.catalog.decisions import Decisions, PairFeatures
 from tastesim.catalog.tables import CatalogTables, ReasonBank
 from tastesim.memory.working import DISLIKE, LIKE, WorkingMemory
+from tastesim.rng import RowDraws
 
-__all__ = ["LogicalRule", "logical_features"]
+__all__ = ["CLICK_DRAWS", "LIKE_DRAWS", "LogicalRule", "logical_features"]
 
+CLICK_DRAWS, LIKE_DRAWS = 0, 1  # draw channels of a decision: the click, then the like
 _CHUNK = 4096  # agents per chunk: bounds the (agents, slate, reasons, memory) gather
 _POPCOUNT = np.array([bin(v).count("1") for v in range(1 << 16)], dtype=np.int16)
 
@@ -111,15 +113,15 @@ class LogicalRule:
         self,
         features: PairFeatures,
         shown: np.ndarray,
-        rng: np.random.Generator,
+        draws: RowDraws,
         click_offset: np.ndarray | None = None,
     ) -> Decisions:
-        """Sample click/like/dislike for every shown pair with ``rng`` (seeded per step by the model);
-        ``click_offset`` (same shape) is added to the click log-odds (interest drift)."""
+        """Sample click/like/dislike for every shown pair with ``draws`` (keyed by the rows' agents and the
+        step); ``click_offset`` (same shape) is added to the click log-odds (interest drift)."""
         vote = np.sign(features.kw_pos - features.kw_neg) + np.sign(features.sim_pos - features.sim_neg)
-        tie_break = rng.random(shown.shape) < self.tie_like
+        tie_break = draws.uniform(shown.shape[1], LIKE_DRAWS) < self.tie_like
         likes = np.where(vote == 0, tie_break, vote > 0)
         logit = (features.appeal - self.click_threshold) / self.click_temperature
         p_click = 1.0 / (1.0 + np.exp(-(logit if click_offset is None else logit + click_offset)))
-        click = (rng.random(shown.shape) < p_click) & shown
+        click = (draws.uniform(shown.shape[1], CLICK_DRAWS) < p_click) & shown
         return Decisions(click=click, like=click & likes, dislike=click & ~likes)

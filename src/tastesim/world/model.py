@@ -15,7 +15,8 @@ from tastesim.agents.user import UserAgent
 from tastesim.catalog import Catalog, Decisions, PairFeatures
 from tastesim.memory.journal import MemoryJournal
 from tastesim.memory.working import DISLIKE, LIKE, WorkingMemory
-from tastesim.recommenders.baselines import Recommender, SlateRequest
+from tastesim.recommenders import Feedback, Recommender, SlateRequest
+from tastesim.recommenders.log import FeedbackLog
 from tastesim.rng import RandomTree, Stream
 from tastesim.scenario import DriftConfig
 from tastesim.scoring.decider import Decider
@@ -30,7 +31,8 @@ class TasteModel(mesa.Model):
     """A population of :class:`UserAgent` facing one recommender.
 
     Each step reads like the story: ``activate`` -> ``recommend`` -> ``decide`` (one batched call for all
-    slates) -> ``remember`` -> ``collect``.
+    slates) -> ``remember`` -> ``drift`` -> ``learn`` (the recommender receives the feedback, and is refitted
+    every ``retrain_every`` steps) -> ``collect``.
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class TasteModel(mesa.Model):
         drift: DriftConfig | None = None,
         segments: dict[str, np.ndarray] | None = None,
         shocks: ShockSchedule | None = None,
+        retrain_every: int | None = None,
     ) -> None:
         super().__init__(seed=seed)
         self.catalog = catalog
@@ -83,7 +86,9 @@ class TasteModel(mesa.Model):
         self.drift_tracker = DriftTracker(
             segments or {}, catalog.tables.primary, self.item_vectors, catalog.tables.categories
         )
-        recommender.fit(population.train)
+        self.retrain_every = retrain_every
+        self.feedback_log = FeedbackLog(len(population.users), len(catalog.item_ids))
+        self.fit_recommender(0)
 
     # -- phases -------------------------------------------------------------------------------------
     def activate(self) -> np.ndarray:
@@ -116,8 +121,8 @@ class TasteModel(mesa.Model):
         self, active: np.ndarray, slates: np.ndarray, click_offset: np.ndarray | None = None
     ) -> tuple[Decisions, PairFeatures]:
         """One batched call decides every shown item of the step (``click_offset``: added click log-odds)."""
-        rng = self.random_tree.generator(Stream.DECIDE, self.steps)
-        return self.decider.decide(self.memory, active, slates, rng, click_offset)
+        draws = self.random_tree.keyed(Stream.DECIDE, self.steps).rows(active)
+        return self.decider.decide(self.memory, active, slates, draws, click_offset)
 
     def remember(self, active: np.ndarray, slates: np.ndarray, decisions: Decisions) -> int:
         """Consume clicked items; liked items add like memories, disliked items dislike memories."""
@@ -181,11 +186,9 @@ class TasteModel(mesa.Model):
         """Click log-odds offsets from the agents' interest state (``None`` when drift is off)."""
         if not self.drift_config.enabled:
             return None
-        rng = self.random_tree.generator(Stream.EXPLORE, self.steps)
-        primary = self.catalog.tables.primary
-        return click_offset(
-            self.interest, active, slates, vectors=self.item_vectors, primary=primary, params=self.drift_config, rng=rng
-        )
+        draws = self.random_tree.keyed(Stream.EXPLORE, self.steps).rows(active)
+        vectors, primary, params = self.item_vectors, self.catalog.tables.primary, self.drift_config
+        return click_offset(self.interest, active, slates, vectors=vectors, primary=primary, params=params, draws=draws)
 
     def drift(self, active: np.ndarray, slates: np.ndarray, decisions: Decisions) -> None:
         """Move interest states after the step's decisions and record the drift metrics."""
@@ -201,6 +204,19 @@ class TasteModel(mesa.Model):
         self.reset_randomizer(self.random_tree.integer_seed(Stream.MESA, self.steps))
         self.reset_rng(self.random_tree.generator(Stream.MESA, self.steps, key="numpy"))
 
+    def fit_recommender(self, upto: int) -> None:
+        """Fit the recommender on the training interactions plus the simulated feedback of steps ``<= upto``."""
+        data = self.feedback_log.training_data(self.population.train, upto)
+        self.recommender.fit(data, self.random_tree.generator(Stream.RETRAIN, upto))
+
+    def learn(self, active: np.ndarray, slates: np.ndarray, decisions: Decisions) -> None:
+        """Hand the step's feedback to the recommender (one batched call); refit it every ``retrain_every``."""
+        feedback = Feedback(self.steps, active, slates, decisions.click, decisions.like, decisions.dislike)
+        self.recommender.observe(feedback)
+        self.feedback_log.add(feedback)
+        if self.retrain_every and self.steps % self.retrain_every == 0:
+            self.fit_recommender(self.steps)
+
     def step(self) -> None:
         """One simulation step."""
         self.reseed_mesa()
@@ -212,6 +228,7 @@ class TasteModel(mesa.Model):
         decisions, features = self.decide(active, slates, click_offset=self.offset(active, slates))
         new = self.remember(active, slates, decisions)
         self.drift(active, slates, decisions)
+        self.learn(active, slates, decisions)
         self.collect(active, slates, decisions, features, new)
 
     # -- checkpoint state ---------------------------------------------------------------------------
@@ -224,6 +241,7 @@ class TasteModel(mesa.Model):
             **{f"memory_{k}": v for k, v in self.memory.state().items()},
             **{f"interest_{k}": v for k, v in self.interest.arrays().items()},
             "drift_rows": self.drift_tracker.state(),
+            **{f"log_{k}": v for k, v in self.feedback_log.state().items()},
         }
 
     def restore(self, state: dict[str, np.ndarray]) -> None:
@@ -236,3 +254,7 @@ class TasteModel(mesa.Model):
                 getattr(self.memory, key.removeprefix("memory_"))[...] = value
         self.interest.load({k.removeprefix("interest_"): v for k, v in state.items() if k.startswith("interest_")})
         self.drift_tracker.restore(state["drift_rows"])
+        log = {k.removeprefix("log_"): v for k, v in state.items() if k.startswith("log_")}
+        self.feedback_log.restore(log, self.steps)
+        if self.retrain_every and self.steps >= self.retrain_every:
+            self.fit_recommender(self.steps - self.steps % self.retrain_every)

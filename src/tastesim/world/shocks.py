@@ -19,8 +19,7 @@ import scipy.sparse as sp
 
 from tastesim.agents.drift import InterestState
 from tastesim.catalog.tables import CatalogTables
-from tastesim.recommenders.baselines import Recommender, SlateRequest
-from tastesim.recommenders.rerank import recommender_for
+from tastesim.recommenders import Feedback, Recommender, SlateRequest, recommender_for
 from tastesim.scenario import JoinShock, LaunchShock, PerturbShock, Scenario, Shock, SwitchShock, TrendShock
 
 __all__ = ["ShockError", "ShockSchedule", "ShockedRecommender", "shocked_world"]
@@ -73,10 +72,15 @@ class ShockedRecommender:
         live = [rec for start, rec in self.switches if start <= step]
         return live[-1] if live else self.base
 
-    def fit(self, interactions: sp.csr_matrix) -> None:
-        """Fit the base recommender and every recommender switched to."""
-        for rec in (self.base, *(rec for _, rec in self.switches)):
-            rec.fit(interactions)
+    def fit(self, interactions: sp.csr_matrix, rng: np.random.Generator) -> None:
+        """Fit the base recommender and every recommender switched to (each from its own child generator)."""
+        recommenders = (self.base, *(rec for _, rec in self.switches))
+        for rec, child in zip(recommenders, rng.spawn(len(recommenders)), strict=True):
+            rec.fit(interactions, child)
+
+    def observe(self, feedback: Feedback) -> None:
+        """Feedback goes to the recommender that served the step."""
+        self.current(feedback.step).observe(feedback)
 
     def hidden(self, step: int) -> np.ndarray:
         """Bool ``(n_items,)``: items not launched yet at ``step``."""
@@ -182,6 +186,8 @@ def shocked_world(
     tables: CatalogTables,
     vectors: np.ndarray,
     labels: dict[str, np.ndarray],
+    *,
+    users: Sequence[str],
 ) -> tuple[ShockedRecommender, ShockSchedule]:
     """The scenario's recommender under test with its shocks, and its population shock schedule.
 
@@ -190,11 +196,11 @@ def shocked_world(
     """
     config = scenario.recommender
     recommender = ShockedRecommender(
-        recommender_for(config, vectors),
+        recommender_for(config, vectors, item_ids, users),
         scenario.shocks,
         item_ids=item_ids,
         primary=tables.primary,
         categories=tables.categories,
-        make=lambda name: recommender_for(config.model_copy(update={"name": name}), vectors),
+        make=lambda name: recommender_for(config.model_copy(update={"name": name}), vectors, item_ids, users),
     )
     return recommender, ShockSchedule(scenario.shocks, labels, vectors, tables.primary, tables.categories)
