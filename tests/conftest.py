@@ -60,6 +60,12 @@ def ml100k():
 
 
 @pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One profile/embedding/model cache for every ML-100K run of the session (analysed and trained once)."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
 def minilm():
     """The packaged MiniLM embedder, loaded at most once per test session."""
     from tastesim.embedding import MiniLMEmbedder

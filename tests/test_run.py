@@ -23,12 +23,6 @@ from tastesim.world.build import store_spec
 from tastesim.world.metrics import METRICS
 
 
-@pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One profile/embedding cache for every run of the session (the analyser runs once)."""
-    return tmp_path_factory.mktemp("cache")
-
-
 def write_scenario(folder: Path, cache_dir: Path, **fields: object) -> Path:
     """A small ML-100K scenario file with ``fields`` merged over the defaults."""
     data: dict = {

@@ -55,6 +55,11 @@ class InterestState:
         """Arrays for a checkpoint."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    def copy_rows(self, rows: np.ndarray, source: InterestState, source_rows: np.ndarray) -> None:
+        """Overwrite ``rows`` with ``source``'s ``source_rows``."""
+        for f in fields(self):
+            getattr(self, f.name)[rows] = getattr(source, f.name)[source_rows]
+
     def load(self, arrays: dict[str, np.ndarray]) -> None:
         """Inverse of :meth:`arrays` (in place)."""
         for f in fields(self):

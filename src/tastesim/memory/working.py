@@ -58,6 +58,11 @@ class WorkingMemory:
         """Arrays for a checkpoint."""
         return {name: getattr(self, name) for name in _FIELDS}
 
+    def copy_rows(self, rows: np.ndarray, source: WorkingMemory, source_rows: np.ndarray) -> None:
+        """Overwrite ``rows`` with ``source``'s ``source_rows`` (same capacity)."""
+        for name in _FIELDS:
+            getattr(self, name)[rows] = getattr(source, name)[source_rows]
+
     @classmethod
     def from_state(cls, state: dict[str, np.ndarray]) -> WorkingMemory:
         """Inverse of :meth:`state`."""

@@ -34,3 +34,8 @@ class Decider(Protocol):
             click_offset: Optional ``(n, slate)`` added to the click log-odds (drift, satiation).
         """
         ...
+
+    def for_agents(self, agents: np.ndarray) -> Decider:
+        """This decider for a batch whose memory row ``i`` is a copy of agent ``agents[i]``'s (an environment
+        holding episodes of those agents): per-agent context re-indexed to the rows."""
+        ...

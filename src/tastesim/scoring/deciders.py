@@ -11,7 +11,7 @@ resumed run decides exactly as an uninterrupted one, and an agent decides the sa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -54,6 +54,10 @@ class LogicalDecider:
         features = logical_features(memory, agents, slates, self.tables, self.bank)
         return self.rule.decide(features, slates >= 0, draws, click_offset=click_offset), features
 
+    def for_agents(self, agents: np.ndarray) -> LogicalDecider:
+        """No per-agent context: the same decider."""
+        return self
+
 
 @dataclass(frozen=True)
 class VoteDecider:
@@ -80,6 +84,10 @@ class VoteDecider:
         click = base.click
         return Decisions(click=click, like=click & likes, dislike=click & ~likes), features
 
+    def for_agents(self, agents: np.ndarray) -> VoteDecider:
+        """See :class:`~tastesim.scoring.decider.Decider`."""
+        return replace(self, context=self.context.rows(agents))
+
 
 @dataclass(frozen=True)
 class HeadDecider:
@@ -104,3 +112,7 @@ class HeadDecider:
         click = (draws.uniform(slates.shape[1], CLICK_DRAWS) < _sigmoid(interact)) & (slates >= 0)
         likes = draws.uniform(slates.shape[1], LIKE_DRAWS) < _sigmoid(like)
         return Decisions(click=click, like=click & likes, dislike=click & ~likes), features
+
+    def for_agents(self, agents: np.ndarray) -> HeadDecider:
+        """See :class:`~tastesim.scoring.decider.Decider`."""
+        return replace(self, context=self.context.rows(agents))

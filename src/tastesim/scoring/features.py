@@ -71,6 +71,10 @@ class PairContext:
     biases: Biases
     agent_user: np.ndarray  # (A,) row of each agent in ``biases.user``
 
+    def rows(self, agents: np.ndarray) -> PairContext:
+        """The context of ``agents`` re-indexed ``0 .. len(agents) - 1``."""
+        return PairContext(self.tables, self.bank, self.stat.rows(agents), self.biases, self.agent_user[agents])
+
 
 def pair_features(
     memory: WorkingMemory, agents: np.ndarray, slates: np.ndarray, ctx: PairContext

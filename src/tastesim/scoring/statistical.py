@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -185,6 +185,10 @@ class StatTables:
     item: np.ndarray  # (I, d)
     interact_bias: np.ndarray  # (I,)
     like_bias: np.ndarray  # (I,)
+
+    def rows(self, users: np.ndarray) -> StatTables:
+        """The tables of ``users`` only, re-indexed ``0 .. len(users) - 1``."""
+        return replace(self, user_interact=self.user_interact[users], user_like=self.user_like[users])
 
     def logits(self, users: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Interaction and like log-odds for index arrays of equal shape."""

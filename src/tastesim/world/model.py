@@ -11,10 +11,11 @@ import scipy.sparse as sp
 
 from tastesim.agents.drift import click_offset, initial_state, item_vectors, update_state
 from tastesim.agents.population import Population
+from tastesim.agents.remember import remember_decisions
 from tastesim.agents.user import UserAgent
 from tastesim.catalog import Catalog, Decisions, PairFeatures
 from tastesim.memory.journal import MemoryJournal
-from tastesim.memory.working import DISLIKE, LIKE, WorkingMemory
+from tastesim.memory.working import WorkingMemory
 from tastesim.recommenders import Feedback, Recommender, SlateRequest
 from tastesim.recommenders.log import FeedbackLog
 from tastesim.rng import RandomTree, Stream
@@ -126,32 +127,14 @@ class TasteModel(mesa.Model):
 
     def remember(self, active: np.ndarray, slates: np.ndarray, decisions: Decisions) -> int:
         """Consume clicked items; liked items add like memories, disliked items dislike memories."""
-        tables = self.catalog.tables
         agent_of = np.broadcast_to(active[:, None], slates.shape)
         self.consumed[agent_of[decisions.click], slates[decisions.click]] = True
-        new = 0
-        for polarity, chosen, reasons_of in (
-            (LIKE, decisions.like, tables.like),
-            (DISLIKE, decisions.dislike, tables.dislike),
-        ):
-            agents, items = agent_of[chosen], slates[chosen]
-            if items.size == 0:
-                continue
-            reasons = reasons_of[items]
-            width = reasons.shape[1]
-            changes = self.memory.remember(
-                agents=np.repeat(agents, width),
-                reasons=reasons.ravel(),
-                polarity=np.full(reasons.size, polarity, dtype=np.int8),
-                category_mask=np.repeat(tables.category_mask[items], width),
-                items=np.repeat(items, width),
-                step=self.steps,
-            )
-            new += len(changes.created)
-            if self.journal is not None:
-                self.journal.reinforced(changes.reinforced)
-                self.journal.created(changes.created)
-        return new
+        changes = remember_decisions(self.memory, self.catalog.tables, active, slates, decisions, step=self.steps)
+        if self.journal is not None:
+            for change in changes:
+                self.journal.reinforced(change.reinforced)
+                self.journal.created(change.created)
+        return sum(len(change.created) for change in changes)
 
     def collect(
         self, active: np.ndarray, slates: np.ndarray, decisions: Decisions, features: PairFeatures, new: int
