@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -13,6 +13,7 @@ from tastesim.rng import RowDraws
 __all__ = ["Decider"]
 
 
+@runtime_checkable
 class Decider(Protocol):
     """Decides every shown item of a step in one batched call."""
 
