@@ -22,6 +22,7 @@ from tastesim.data.dataset import Dataset
 from tastesim.llm.backend import LLMBackend, make_backend
 from tastesim.llm.cache import ReplyCache
 from tastesim.llm.ollama import default_base_url
+from tastesim.scenario import OllamaSettings
 
 pytestmark = pytest.mark.slow  # real servers and processes, or tens of seconds of model conversion
 
@@ -65,7 +66,7 @@ def test_tags_and_generate_stream_speak_the_ollama_api(server: str) -> None:
 
 
 def test_chat_through_chatollama(server: str) -> None:
-    backend = make_backend("ollama", model="smollm2:135m", base_url=server)
+    backend = make_backend(OllamaSettings(model="smollm2:135m", base_url=server))
     assert isinstance(backend, LLMBackend)
     reply = backend.complete("Name one fruit.", system="Answer in one word.", max_tokens=8)
     assert reply.text.strip()
@@ -91,7 +92,7 @@ def test_prompt_injection_in_item_text_is_data(server: str, slice_dataset, tmp_p
     catalog = Dataset(
         "inject", slice_dataset.interactions[slice_dataset.interactions["item"].isin(set(items["item"]))], items
     )
-    backend = make_backend("ollama", model="smollm2:135m", base_url=server)
+    backend = make_backend(OllamaSettings(model="smollm2:135m", base_url=server))
 
     def offline(c: Dataset) -> list[ItemProfile]:
         rows = zip(c.items["item"], c.items["categories"], strict=True)
@@ -124,5 +125,5 @@ def test_real_ollama() -> None:
     if reason:
         pytest.skip(reason)
     model = httpx.get(f"{default_base_url()}/api/tags").json()["models"][0]["name"]
-    reply = make_backend("ollama", model=model).complete('Reply {"ok": true}', json_mode=True, max_tokens=16)
+    reply = make_backend(OllamaSettings(model=model)).complete('Reply {"ok": true}', json_mode=True, max_tokens=16)
     assert reply.text.strip().startswith("{") and reply.completion_tokens > 0

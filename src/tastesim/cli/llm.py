@@ -28,8 +28,9 @@ def serve(
     from tastesim.llm.backend import LLMError
     from tastesim.llm.llamacpp import LlamaCppBackend
     from tastesim.llm.serve import make_server
+    from tastesim.scenario import LlamaCppSettings
 
-    backend = LlamaCppBackend(model)
+    backend = LlamaCppBackend(LlamaCppSettings(model=model))
     try:
         backend.load()
         server = make_server(backend, port, host)
