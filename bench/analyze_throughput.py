@@ -20,6 +20,7 @@ from tastesim.data import load_dataset
 from tastesim.data.dataset import Dataset
 from tastesim.llm.backend import make_backend
 from tastesim.llm.cache import ReplyCache
+from tastesim.scenario import LlamaCppSettings
 
 
 def _empty_fallback(catalog: Dataset) -> list[ItemProfile]:
@@ -39,7 +40,7 @@ def main() -> None:
     full = load_dataset("ml-100k")
     items = full.items.head(args.items)
     dataset = Dataset(full.name, full.interactions[full.interactions["item"].isin(set(items["item"]))], items)
-    backend = make_backend("llamacpp", model=args.model, parallel=args.parallel)
+    backend = make_backend(LlamaCppSettings(model=args.model, parallel=args.parallel))
     backend.load()
     settings = LLMAnalyserSettings(workers=args.parallel, max_tokens=args.max_tokens)
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,31 +1,22 @@
-"""Query writers (styles, determinism, cache), recall from working memory, the title guard, the LLM writer."""
+"""Query writers (styles, determinism, counting, the LLM writer through the reply cache), recall from working
+memory, the title guard, and the conversation section of a scenario."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
-import time
-from dataclasses import dataclass
+import threading
+from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
 from tastesim.conversation.recall import strongest_likes
 from tastesim.conversation.session import scrub_titles
-from tastesim.conversation.writers import (
-    STYLES,
-    CachedWriter,
-    FeedbackInput,
-    LLMWriter,
-    QueryInput,
-    TemplateWriter,
-    render_prompt,
-)
+from tastesim.conversation.writers import STYLES, FeedbackInput, LLMWriter, QueryInput, QueryWriter, TemplateWriter
+from tastesim.llm.backend import LLMError, LLMReply
+from tastesim.llm.cache import ReplyCache
 from tastesim.memory.working import DISLIKE, LIKE, WorkingMemory
+from tastesim.prompts import load_prompt
 
 REASONS = ("gripping suspense", "clever plot twists", "dark humour")
 
@@ -65,52 +56,80 @@ def test_template_writer_is_deterministic_and_seeded() -> None:
         assert a.feedback(spec) == b.feedback(spec) and "slow pacing" in a.feedback(spec)
 
 
-@dataclass
-class _Counting:
-    """A writer double that counts calls and numbers its texts."""
+def test_template_writer_writes_every_text_itself() -> None:
+    writer = TemplateWriter()
+    assert isinstance(writer, QueryWriter)
+    texts = asyncio.run(_ask_twice(writer, _inputs("terse")))
+    assert texts[0] == texts[1] and writer.requests == writer.calls == 2 and writer.fallbacks == 0
 
-    name: str = "counting"
-    calls: int = 0
-    blocking: bool = True  # like an LLM writer: the cache writes it on its worker thread
 
-    def query(self, spec: QueryInput) -> str:
+async def _ask_twice(writer: QueryWriter, spec: QueryInput) -> list[str]:
+    return [await writer.aquery(spec), await writer.aquery(spec)]
+
+
+class CountingLLM:
+    """Test double of LLMBackend: numbered one-line replies; records the threads it was called on."""
+
+    name = "llamacpp"
+
+    def __init__(self, model: str = "double", reply: str | None = None) -> None:
+        self.model = model
+        self.reply = reply
+        self.calls = 0
+        self.threads: set[str] = set()
+
+    def complete(self, prompt: str, **options: object) -> LLMReply:
         self.calls += 1
-        return f"q{self.calls} {spec.style}"
-
-    def feedback(self, spec: FeedbackInput) -> str:
-        self.calls += 1
-        return f"f{self.calls} {spec.kind}"
+        self.threads.add(threading.current_thread().name)
+        return LLMReply(f" text {self.calls} " if self.reply is None else self.reply, 5, 3, 0.01)
 
 
-def test_cache_keys_by_writer_style_and_reasons() -> None:
-    inner = _Counting()
-    cached = CachedWriter(inner)
+def test_llm_writer_asks_once_per_distinct_prompt_through_the_reply_cache(tmp_path: Path) -> None:
+    backend = CountingLLM()
+    writer = LLMWriter(backend, ReplyCache(tmp_path / "llm-replies.sqlite"))
     population = [QueryInput(STYLES[i % 2], "Drama", REASONS[: 1 + i % 3]) for i in range(1000)]
-    texts = [cached.query(q) for q in population]
-    assert cached.requests == 1000
-    assert cached.calls == inner.calls == len(set(population)) == 6  # 2 styles x 3 reason sets
-    assert texts[0] == cached.query(population[0])  # same input, same text
-    cached.feedback(FeedbackInput("reject", "slow pacing"))
-    cached.feedback(FeedbackInput("reject", "slow pacing"))
-    assert inner.calls == 7
-    other = CachedWriter(_Counting(name="other"))
-    assert other.query(population[0]) == "q1 terse"  # another writer never shares texts
+    texts = [writer.query(q) for q in population]
+    assert writer.requests == 1000 and writer.calls == backend.calls == 6  # 2 styles x 3 reason sets
+    assert texts[0] == writer.query(population[0]) == "text 1"  # same input, same text; spaces trimmed
+    writer.feedback(FeedbackInput("reject", "slow pacing"))
+    writer.feedback(FeedbackInput("reject", "slow pacing"))
+    assert backend.calls == writer.calls == 7 and writer.fallbacks == 0
+    again = LLMWriter(backend, ReplyCache(tmp_path / "llm-replies.sqlite"))  # the next run: all cached
+    assert again.query(population[0]) == "text 1" and again.calls == 0 and backend.calls == 7
+    other = LLMWriter(CountingLLM(model="other"), ReplyCache(tmp_path / "llm-replies.sqlite"))
+    assert other.query(population[0]) == "text 1" and other.calls == 1  # another model never shares texts
 
 
-def test_async_cache_shares_one_call_between_concurrent_misses() -> None:
-    inner = _Counting()
-    cached = CachedWriter(inner)
+def test_concurrent_misses_of_one_text_make_one_call_off_the_event_loop(tmp_path: Path) -> None:
+    backend = CountingLLM()
+    writer = LLMWriter(backend, ReplyCache(tmp_path / "llm-replies.sqlite"))
     spec = QueryInput("terse", "Drama", REASONS)
 
     async def sessions() -> list[str]:
-        return await asyncio.gather(*(cached.aquery(spec) for _ in range(50)))
+        return await asyncio.gather(*(writer.aquery(spec) for _ in range(50)))
 
     try:
         texts = asyncio.run(sessions())
     finally:
-        cached.close()
-    assert set(texts) == {"q1 terse"} and inner.calls == 1
-    assert cached.requests == 50 and cached.calls == 1
+        writer.close()
+    assert set(texts) == {"text 1"} and backend.calls == writer.calls == 1 and writer.requests == 50
+    assert backend.threads == {"tastesim-writer_0"}  # the one worker thread, never the event loop's
+
+
+class DownLLM(CountingLLM):
+    def complete(self, prompt: str, **options: object) -> LLMReply:
+        super().complete(prompt, **options)
+        raise LLMError("cannot reach Ollama")
+
+
+@pytest.mark.parametrize("backend", [DownLLM(), CountingLLM(reply="\n")], ids=["failed call", "empty reply"])
+def test_llm_writer_falls_back_to_the_template(backend: CountingLLM, tmp_path: Path) -> None:
+    writer = LLMWriter(backend, ReplyCache(tmp_path / "llm-replies.sqlite"))
+    spec = _inputs("natural")
+    assert writer.query(spec) == TemplateWriter().query(spec)
+    kind = FeedbackInput("pass", "slow pacing")
+    assert writer.feedback(kind) == TemplateWriter().feedback(kind)
+    assert writer.fallbacks == 2 and writer.calls == backend.calls == 2
 
 
 def test_strongest_likes_prefers_the_category_then_strength_and_recency() -> None:
@@ -148,74 +167,25 @@ def test_title_guard(text: str, expected: str, count: int) -> None:
 
 def test_prompt_files_render_every_style_and_feedback_kind() -> None:
     for style in STYLES:
-        prompt = render_prompt(f"query_{style}", category="thriller", reasons="; ".join(REASONS), previous="x")
+        prompt = load_prompt(f"query_{style}").render(category="thriller", reasons="; ".join(REASONS), previous="x")
         assert "{" not in prompt and (REASONS[0] in prompt or style == "paraphrase")
     for kind in ("accept", "reject", "pass"):
-        assert "slow pacing" in render_prompt(f"feedback_{kind}", reason="slow pacing")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def llm_server():
-    """``tastesim llm serve`` on a free loopback port (the embedded SmolLM2 behind the Ollama API)."""
-    port = _free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from tastesim.cli import main; main()", "llm", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.skip(f"tastesim llm serve exited: {proc.stderr.read().decode()[-300:]}")
-            try:
-                if httpx.get(f"{url}/api/tags", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.3)
-        else:
-            pytest.fail("tastesim llm serve did not answer within 90 s")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        assert "slow pacing" in load_prompt(f"feedback_{kind}").render(reason="slow pacing")
 
 
 @pytest.mark.slow
-def test_llm_writer_through_tastesim_llm_serve(llm_server: str) -> None:
+def test_llm_writer_with_the_embedded_model(tmp_path: Path) -> None:
     from tastesim.llm.backend import make_backend
+    from tastesim.scenario import LlamaCppSettings
 
-    writer = LLMWriter(make_backend("ollama", base_url=llm_server, model="smollm2:135m"), name="llm:ollama")
-    cached = CachedWriter(writer)
-    texts = {}
-    for style in ("natural", "terse"):
-        texts[style] = cached.query(_inputs(style))
-        assert cached.query(_inputs(style)) == texts[style]
-    reply = cached.feedback(FeedbackInput("reject", "slow pacing"))
-    assert cached.calls == 3 and cached.requests == 5
+    writer = LLMWriter(make_backend(LlamaCppSettings(model="shipped")), ReplyCache(tmp_path / "llm-replies.sqlite"))
+    texts = {style: writer.query(_inputs(style)) for style in ("natural", "terse")}
+    reply = writer.feedback(FeedbackInput("reject", "slow pacing"))
+    assert all(writer.query(_inputs(style)) == text for style, text in texts.items())  # cached
+    assert writer.calls == 3 and writer.requests == 5
     assert all(t.strip() and "\n" not in t for t in (*texts.values(), reply))
     assert writer.fallbacks == 0  # every text came from the model, none from the template fallback
     assert texts["natural"] != TemplateWriter().query(_inputs("natural"))
-
-
-def test_llm_writer_falls_back_when_the_service_fails() -> None:
-    class Down:
-        def complete(self, prompt: str, **options: object) -> object:
-            raise RuntimeError("connection refused")
-
-    writer = LLMWriter(Down())
-    spec = _inputs("natural")
-    assert writer.query(spec) == TemplateWriter().query(spec)
-    assert writer.fallbacks == 1
 
 
 @pytest.mark.parametrize(
@@ -226,6 +196,10 @@ def test_llm_writer_falls_back_when_the_service_fails() -> None:
         ({"crs_url": "ftp://x"}, "conversation.crs_url"),
         ({"concurrency": 0}, "conversation.concurrency"),
         ({"turnz": 3}, "conversation.turnz"),
+        ({"writer": "llm", "llm_options": {"tempreature": 0.2}}, "conversation.llm_options.tempreature: Extra inputs"),
+        ({"llm": "ollama", "llm_options": {"parallel": 2}}, "conversation.llm_options.parallel: Extra inputs"),
+        ({"llm": "ollama", "llm_options": {"base_url": "localhost"}}, "conversation.llm_options.base_url"),
+        ({"llm_options": {"parallel": "many"}}, "conversation.llm_options.parallel: Input should be a valid integer"),
     ],
 )
 def test_conversation_section_errors_name_the_field(tmp_path, section: dict, message: str) -> None:
@@ -235,6 +209,18 @@ def test_conversation_section_errors_name_the_field(tmp_path, section: dict, mes
     path.write_text(yaml.safe_dump({"conversation": section}), encoding="utf-8")
     with pytest.raises(ScenarioError, match=message.replace(".", r"\.")):
         load_scenario(path)
+
+
+def test_llm_options_become_the_backend_settings(tmp_path) -> None:
+    from tastesim.scenario import LlamaCppSettings, OllamaSettings, load_scenario
+
+    path = tmp_path / "s.yaml"
+    options = {"model": "qwen2.5:0.5b", "base_url": "http://127.0.0.1:11434", "timeout": 30}
+    path.write_text(yaml.safe_dump({"conversation": {"writer": "llm", "llm": "ollama", "llm_options": options}}))
+    settings = load_scenario(path).conversation.llm_settings
+    assert settings == OllamaSettings(**options) and settings.retries == 2
+    path.write_text(yaml.safe_dump({"conversation": {"writer": "llm", "llm_options": {"parallel": 2}}}))
+    assert load_scenario(path).conversation.llm_settings == LlamaCppSettings(parallel=2)
 
 
 def test_stress_scenario_file_is_valid() -> None:

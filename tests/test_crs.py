@@ -1,4 +1,6 @@
-"""The CRS contract, the HTTP adapter, the built-in baseline over loopback HTTP, and faults that are counted.
+"""The reply shapes, the built-in CRS server (limits, bad requests, ``tastesim serve-crs``), sessions and
+stress runs against it, and faults counted by the stress runner. (``HttpCRS`` itself, in both modes, is
+covered by tests/contracts/test_crs_client_contract.py, whose fault server the stress tests reuse.)
 
 Every server here is a real local process or thread on 127.0.0.1; loads are a few dozen requests.
 """
@@ -7,15 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
 import subprocess
-import sys
 import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 import httpx
 import numpy as np
@@ -23,22 +19,27 @@ import pandas as pd
 import pytest
 import yaml
 
+from contracts.test_crs_client_contract import fault_url, faulty  # noqa: F401 (faulty is a fixture)
+from helpers import CLI, free_port, serve_in_thread, started_process
 from tastesim.conversation.session import Stage, hold_session
-from tastesim.crs.baseline import serve_baseline
+from tastesim.crs.baseline import BaselineCRS
 from tastesim.crs.builtin import build_baseline
 from tastesim.crs.http import HttpCRS
-from tastesim.crs.protocol import CRSError, CRSRequest, Message, parse_openai_reply, parse_reply
+from tastesim.crs.protocol import CRSError, Mode, read_reply
+from tastesim.crs.server import crs_server
 from tastesim.rng import RandomTree
 from tastesim.runs.converse import make_writer, plan_sessions, run_conversations
 from tastesim.scenario import Scenario
 from tastesim.world.build import build_parts, profiles_for, scenario_decider
 
 
+@pytest.mark.parametrize("mode", ["json", "openai"])
 @pytest.mark.parametrize(
     ("body", "kind"),
     [
         ({"items": ["1", 2], "text": "hi", "question": "more?"}, None),
         ({"items": []}, None),
+        ({"items": ["1"], "question": ""}, None),
         ({"text": "no items"}, "malformed"),
         ({"items": "1,2"}, "malformed"),
         ({"items": [True]}, "malformed"),
@@ -47,20 +48,30 @@ from tastesim.world.build import build_parts, profiles_for, scenario_decider
         (["1", "2"], "malformed"),
     ],
 )
-def test_reply_contract(body: object, kind: str | None) -> None:
+def test_reply_contract(body: object, kind: str | None, mode: Mode) -> None:
+    raw = json.dumps(body if mode == "json" else {"choices": [{"message": {"content": json.dumps(body)}}]})
     if kind is None:
-        reply = parse_reply(body)
-        assert all(isinstance(i, str) for i in reply.items)
-        assert parse_openai_reply({"choices": [{"message": {"content": json.dumps(body)}}]}) == reply
+        reply = read_reply(raw, mode)
+        assert reply.items == tuple(str(i) for i in body["items"])  # type: ignore[index]
+        assert reply.question == (body.get("question") or None)  # type: ignore[union-attr]
     else:
         with pytest.raises(CRSError) as err:
-            parse_reply(body)
+            read_reply(raw, mode)
         assert err.value.kind == kind
 
 
-def test_openai_reply_needs_json_content() -> None:
+@pytest.mark.parametrize(
+    "envelope",
+    [
+        {"choices": [{"message": {"content": "try Toy Story"}}]},  # content that is not the JSON contract
+        {"choices": []},
+        {"items": ["1"]},  # the JSON contract where a chat completion belongs
+        "{not json",
+    ],
+)
+def test_openai_reply_needs_a_chat_completion_with_json_content(envelope: object) -> None:
     with pytest.raises(CRSError, match="malformed"):
-        parse_openai_reply({"choices": [{"message": {"content": "try Toy Story"}}]})
+        read_reply(envelope if isinstance(envelope, str) else json.dumps(envelope), "openai")
 
 
 # -- fixtures: the slice catalog with the hashing embedder ------------------------------------------------
@@ -80,14 +91,13 @@ def _scenario(slice_dir: Path, cache: Path, **conversation: object) -> Scenario:
 
 @pytest.fixture(scope="module")
 def world(slice_dir: Path, slice_dataset, tmp_path_factory: pytest.TempPathFactory):
-    """Scenario, parts and a running built-in CRS (background thread on a free loopback port)."""
+    """Scenario, parts and a running built-in CRS (served from a thread, on a free loopback port)."""
     scenario = _scenario(slice_dir, tmp_path_factory.mktemp("cache"))
     profiles = profiles_for(slice_dataset, scenario)
     parts = build_parts(scenario, slice_dataset, profiles)
-    server = serve_baseline(build_baseline(scenario, parts.catalog.item_ids, profiles))
-    yield scenario, parts, server
-    server.shutdown()
-    server.server_close()
+    server = crs_server(build_baseline(scenario, parts.catalog.item_ids, profiles))
+    with serve_in_thread(server):
+        yield scenario, parts, server
 
 
 def _stage(scenario: Scenario, parts, turns: int = 3) -> Stage:
@@ -102,10 +112,10 @@ def test_session_with_builtin_crs_over_http_reaches_success(world, mode: str, pa
     scenario, parts, server = world
     titles = [str(t) for t in parts.dataset.items["title"]]
     plans = plan_sessions(scenario, parts, titles)
-    writer = make_writer(scenario.conversation, scenario.seed)
+    writer = make_writer(scenario)
 
     async def talk():
-        async with HttpCRS(server.base_url + path, mode=mode, timeout_s=5) as crs:
+        async with HttpCRS(server.url + path, mode=mode, timeout_s=5) as crs:
             return [await hold_session(plan, _stage(scenario, parts), crs, writer) for plan in plans[:4]], crs.stats
 
     results, stats = asyncio.run(talk())
@@ -123,71 +133,52 @@ def test_session_with_builtin_crs_over_http_reaches_success(world, mode: str, pa
 
 
 @pytest.mark.slow
-def test_builtin_crs_rejects_bad_requests(world) -> None:
+def test_builtin_crs_rejects_bad_requests_and_keeps_serving(world) -> None:
     _, _, server = world
-    assert httpx.get(server.base_url + "/health").json()["status"] == "ok"
-    assert httpx.post(server.base_url + "/recommend", content=b"{nope").status_code == 400
-    assert httpx.post(server.base_url + "/recommend", json={"messages": []}).status_code == 400
-    assert httpx.post(server.base_url + "/elsewhere", json={}).status_code == 404
+    assert server.address[0] == "127.0.0.1"  # the loopback interface unless told otherwise
+    assert httpx.get(server.url + "/health").json()["status"] == "ok"
+    bad = httpx.post(server.url + "/recommend", content=b"{nope")
+    assert bad.status_code == 400 and "invalid JSON body" in bad.json()["error"]
+    empty = httpx.post(server.url + "/recommend", json={"messages": []})
+    assert empty.status_code == 400 and "messages: the conversation has no user text" in empty.json()["error"]
+    wrong = httpx.post(server.url + "/v1/chat/completions", json={"messages": [{"role": "bot", "content": "hi"}]})
+    assert wrong.status_code == 400 and "messages.0.role" in wrong.json()["error"]
+    huge = {"messages": [{"role": "user", "content": "x" * (1 << 20)}]}  # over the 1 MiB body limit
+    assert httpx.post(server.url + "/recommend", json=huge).status_code == 413
+    assert httpx.post(server.url + "/elsewhere", json={}).status_code == 404
+    ok = httpx.post(server.url + "/recommend", json={"messages": [{"role": "user", "content": "a comedy"}], "k": 3})
+    assert ok.status_code == 200 and len(read_reply(ok.content, "json").items) == 3
 
 
-# -- a CRS that misbehaves on purpose ----------------------------------------------------------------------
-class _FaultyHandler(BaseHTTPRequestHandler):
-    """``/flaky``: every 5th request is a 500; ``/hang``: answers after 1.5 s; ``/malformed``: bad bodies;
-    ``/busy``: 503 on every other request (safe to retry)."""
+@pytest.mark.slow
+def test_a_saturated_crs_answers_503_and_serves_again() -> None:
+    release = threading.Event()
 
-    protocol_version = "HTTP/1.1"
-    counts: ClassVar[dict[str, int]] = {}
-    lock = threading.Lock()
+    def slow_embed(texts: list[str]) -> np.ndarray:
+        release.wait(timeout=10)  # holds the only worker thread until the test lets go
+        return np.ones((len(texts), 2)) / np.sqrt(2)
 
-    def log_message(self, format: str, *args: object) -> None:
-        return None
+    crs = BaselineCRS(["a", "b"], np.eye(2), slow_embed)
+    server = crs_server(crs, threads=1, waiting=1)
+    body = {"messages": [{"role": "user", "content": "anything"}], "k": 1}
+    with serve_in_thread(server), httpx.Client(base_url=server.url, timeout=10) as client:
 
-    def _write(self, status: int, data: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        async def three_at_once() -> list[int]:
+            async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+                first = asyncio.create_task(http.post("/recommend", json=body))
+                second = asyncio.create_task(http.post("/recommend", json=body))
+                await asyncio.sleep(0.5)  # both are in: one at work, one queued
+                third = await http.post("/recommend", json=body)
+                assert third.headers["Retry-After"] == "1"
+                release.set()
+                return [(await first).status_code, (await second).status_code, third.status_code]
 
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        with self.lock:
-            n = self.counts[self.path] = self.counts.get(self.path, 0) + 1
-        good = json.dumps({"items": self.server.items[: body.get("k", 10)], "text": "ok"}).encode()
-        if self.path == "/flaky" and n % 5 == 0:
-            self._write(500, b'{"error": "boom"}')
-        elif self.path == "/busy" and n % 2 == 1:
-            self._write(503, b'{"error": "busy"}')
-        elif self.path == "/hang":
-            time.sleep(1.5)
-            self._write(200, good)
-        elif self.path == "/malformed":
-            self._write(200, b"{not json" if n % 2 else b'{"items": "all of them"}')
-        else:
-            self._write(200, good)
+        assert sorted(asyncio.run(three_at_once())) == [200, 200, 503]
+        assert client.get("/health").status_code == 200
+        assert client.post("/recommend", json=body).status_code == 200
 
 
-@pytest.fixture(scope="module")
-def faulty(world):
-    _, parts, _ = world
-    _FaultyHandler.counts = {}
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FaultyHandler)
-    server.daemon_threads = True
-    server.items = list(reversed(parts.catalog.item_ids))  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
-def _refused_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/recommend"  # nothing listens there any more
-
-
+# -- faults counted by the stress runner (the fault server of the client contract) -------------------------
 def _stress(tmp_path: Path, slice_dir: Path, url: str, **conversation: object) -> tuple[dict, pd.DataFrame]:
     scenario = _scenario(slice_dir, tmp_path / "cache", crs_url=url, **conversation)
     result = run_conversations(scenario, tmp_path / "out")
@@ -204,13 +195,17 @@ def _stress(tmp_path: Path, slice_dir: Path, url: str, **conversation: object) -
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("path", "kind"), [("/flaky", "http_5xx"), ("/hang", "timeout"), ("/malformed", "malformed"), (None, "refused")]
+    ("fault", "kind"),
+    [("flaky", "http_5xx"), ("timeout", "timeout"), ("malformed", "malformed"), ("refused", "refused")],
 )
 def test_faults_are_counted_and_the_report_is_complete(
-    tmp_path: Path, slice_dir: Path, faulty: str, path: str | None, kind: str
+    tmp_path: Path,
+    slice_dir: Path,
+    faulty: str,  # noqa: F811 (the fixture imported above)
+    fault: str,
+    kind: str,
 ) -> None:
-    url = faulty + path if path else _refused_url()
-    report, turns = _stress(tmp_path, slice_dir, url, timeout_s=0.3, retries=1)
+    report, turns = _stress(tmp_path, slice_dir, fault_url(faulty, fault), timeout_s=0.3, retries=1)
     errors = report["errors"]
     assert errors[kind] > 0 and sum(errors.values()) == errors[kind]
     if kind == "http_5xx":  # one request in five fails; the others are served and decided on
@@ -224,22 +219,6 @@ def test_faults_are_counted_and_the_report_is_complete(
 
 
 @pytest.mark.slow
-def test_503_is_retried_with_backoff(world, faulty: str) -> None:
-    scenario, parts, _ = world
-    plans = plan_sessions(scenario, parts, [str(t) for t in parts.dataset.items["title"]])
-
-    async def talk():
-        async with HttpCRS(faulty + "/busy", retries=2, backoff_s=0.01) as crs:
-            request = CRSRequest(plans[0].session_id, 1, (Message("user", "a thriller"),), 5)
-            replies = [await crs.respond(request) for _ in range(3)]
-            return replies, crs.stats
-
-    replies, stats = asyncio.run(talk())
-    assert all(len(r.items) == 5 for r in replies)
-    assert stats.retries == 3 and stats.requests == 6
-
-
-@pytest.mark.slow
 def test_stress_against_builtin_crs_writes_the_report(tmp_path: Path, slice_dir: Path) -> None:
     scenario = _scenario(slice_dir, tmp_path / "cache", sessions=40, concurrency=20, transcripts=5)
     result = run_conversations(scenario, tmp_path / "out")
@@ -247,8 +226,8 @@ def test_stress_against_builtin_crs_writes_the_report(tmp_path: Path, slice_dir:
     assert report["errors"] == dict.fromkeys(report["errors"], 0)
     assert report["sessions_finished"] == 40 and report["success_rate"] > 0
     assert set(report["by_style"]) == {"terse", "natural", "vague", "noisy", "paraphrase"}
-    assert 0 < report["writer"]["calls_per_interaction"] < 1  # the cache shares texts between agents
-    assert report["writer"]["fallbacks"] == 0  # the template writer always writes
+    writer = report["writer"]  # the template writer writes every text itself, and never falls back
+    assert writer["texts_written"] == writer["texts_requested"] > 0 and writer["fallbacks"] == 0
     transcripts = [json.loads(line) for line in (result.folder / "transcripts.jsonl").read_text().splitlines()]
     assert len(transcripts) == 5 and all(t["conversation"][0]["user"] for t in transcripts)
     resolved = yaml.safe_load((result.folder / "scenario.yaml").read_text())
@@ -267,32 +246,20 @@ def test_serve_crs_command_serves_on_loopback(tmp_path: Path, slice_dir: Path) -
             }
         )
     )
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-c", "from tastesim.cli import main; main()", "serve-crs"]
-    proc = subprocess.Popen(
-        [*cmd, str(scenario), "--port", str(port)], env={**os.environ, "HF_HUB_OFFLINE": "1"}, stderr=subprocess.PIPE
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                health = httpx.get(url + "/health", timeout=1).json()
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            pytest.fail(f"serve-crs did not start: {proc.stderr.read().decode()[-400:] if proc.stderr else ''}")
-        assert health["items"] > 0
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "crs.log"
+    with started_process([*CLI, "serve-crs", str(scenario), "--port", str(port)], url + "/health", log=log):
+        assert httpx.get(url + "/health").json()["items"] > 0
         body = {"session_id": "x", "turn": 1, "k": 3, "messages": [{"role": "user", "content": "a funny comedy"}]}
-        reply = parse_reply(httpx.post(url + "/recommend", json=body).json())
-        assert len(reply.items) == 3
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-    bad = subprocess.run([*cmd, str(tmp_path / "missing.yaml")], check=False, capture_output=True, text=True)
+        assert len(read_reply(httpx.post(url + "/recommend", json=body).content, "json").items) == 3
+        busy = subprocess.run(
+            [*CLI, "serve-crs", str(scenario), "--port", str(port)], check=False, capture_output=True, text=True
+        )
+    assert f"baseline CRS on {url}/recommend" in log.read_text()  # bound to the loopback default
+    assert busy.returncode == 2 and "cannot listen on 127.0.0.1" in busy.stderr and "Traceback" not in busy.stderr
+    missing = [*CLI, "serve-crs", str(tmp_path / "missing.yaml")]
+    bad = subprocess.run(missing, check=False, capture_output=True, text=True)
     assert bad.returncode == 2 and "not found" in bad.stderr and "Traceback" not in bad.stderr
 
 

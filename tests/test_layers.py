@@ -14,7 +14,7 @@ import pytest
 import tastesim
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("rng", "paths", "text", "prompts"),
+    ("rng", "paths", "text", "prompts", "web"),
     ("data",),
     ("scenario",),
     ("embedding",),

@@ -1,4 +1,5 @@
-"""The reply cache: hits, invalidation by prompt version, and resume after a run killed with ``kill -9``."""
+"""The reply cache: hits, invalidation by prompt version and generation settings, and resume after a run killed
+with ``kill -9``."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ import pytest
 from tastesim.analysis.llm_analyser import LLMAnalyser, LLMAnalyserSettings
 from tastesim.catalog.profile import ItemProfile
 from tastesim.data.dataset import Dataset
-from tastesim.llm.backend import LLMReply
-from tastesim.llm.cache import ReplyCache
+from tastesim.llm.backend import LLMError, LLMReply
+from tastesim.llm.cache import ReplyCache, cached_complete
 
 # A reply in the few-shot line format, as the embedded model writes it (see fixtures/llm/replies.jsonl).
 REPLY = " gripping plot | suspense, twists\nLike: strong cast | cast\nDislike: slow start | slow\n"
@@ -161,3 +162,36 @@ def test_put_keeps_the_first_reply_of_a_key(tmp_path: Path) -> None:
     second = cache.put("k", "llamacpp", "m", "v1", LLMReply("second", 2, 2, 0.2))
     assert first == second == cache.get("k") == LLMReply("first", 1, 1, 0.1)
     assert len(cache) == 1
+
+
+def test_cached_complete_keys_by_prompt_version_and_generation_settings(tmp_path: Path) -> None:
+    backend, cache = CountingBackend(), ReplyCache(tmp_path / "c.sqlite")
+    first, cached = cached_complete(backend, cache, "v1", "a prompt", max_tokens=8, stop=["\n"])
+    assert not cached and first.text == REPLY and backend.calls == 1
+    assert cached_complete(backend, cache, "v1", "a prompt", max_tokens=8, stop=["\n"]) == (first, True)
+    variants = [
+        {"max_tokens": 9, "stop": ["\n"]},
+        {"max_tokens": 8},
+        {"max_tokens": 8, "stop": ["\n"], "seed": 1},
+        {"max_tokens": 8, "stop": ["\n"], "system": "Be brief."},
+        {"max_tokens": 8, "stop": ["\n"], "json_mode": True},
+        {"max_tokens": 8, "stop": ["\n"], "temperature": 0.7},
+    ]
+    for n, generation in enumerate(variants, start=2):
+        _, cached = cached_complete(backend, cache, "v1", "a prompt", **generation)  # type: ignore[arg-type]
+        assert not cached and backend.calls == n, generation
+    assert not cached_complete(backend, cache, "v2", "a prompt", max_tokens=8, stop=["\n"])[1]
+    assert len(cache) == len(variants) + 2
+
+
+class FailingBackend(CountingBackend):
+    def complete(self, prompt: str, **options: object) -> LLMReply:
+        super().complete(prompt, **options)
+        raise LLMError("the service is down")
+
+
+def test_a_failed_call_stores_nothing(tmp_path: Path) -> None:
+    cache = ReplyCache(tmp_path / "c.sqlite")
+    with pytest.raises(LLMError):
+        cached_complete(FailingBackend(), cache, "v1", "a prompt")
+    assert len(cache) == 0

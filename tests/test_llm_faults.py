@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from helpers import refused_url, serve_in_thread
 from tastesim.analysis.llm_analyser import LLMAnalyser, LLMAnalyserSettings
-from tastesim.llm.backend import LLMError, make_backend
+from tastesim.llm.backend import LLMBackend, LLMError, make_backend
 from tastesim.llm.cache import ReplyCache
+from tastesim.scenario import OllamaSettings
 
 pytestmark = pytest.mark.slow  # real servers and processes, or tens of seconds of model conversion
 
@@ -72,28 +72,23 @@ class _StubServer(ThreadingHTTPServer):
 @pytest.fixture
 def stub(request: pytest.FixtureRequest) -> Iterator[_StubServer]:
     server = _StubServer(*request.param)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serve_in_thread(server):
+        yield server
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _ollama(url: str, **settings: float) -> LLMBackend:
+    return make_backend(OllamaSettings(model="m", base_url=url, **settings))
 
 
 def test_server_down_says_what_to_do() -> None:
-    backend = make_backend("ollama", model="m", base_url=f"http://127.0.0.1:{_free_port()}", retries=1, backoff=0.01)
+    backend = _ollama(refused_url().rstrip("/"), retries=1, backoff=0.01)
     with pytest.raises(LLMError, match=r"cannot reach Ollama .* check that Ollama is running"):
         backend.complete("hello")
 
 
 @pytest.mark.parametrize("stub", [("slow",)], indirect=True)
 def test_timeout_is_retried_then_reported(stub: _StubServer) -> None:
-    backend = make_backend("ollama", model="m", base_url=stub.url, timeout=0.3, retries=1, backoff=0.01)
+    backend = _ollama(stub.url, timeout=0.3, retries=1, backoff=0.01)
     with pytest.raises(LLMError, match=r"did not answer within 0.3 s"):
         backend.complete("hello")
     assert stub.requests == 2
@@ -101,7 +96,7 @@ def test_timeout_is_retried_then_reported(stub: _StubServer) -> None:
 
 @pytest.mark.parametrize("stub", [("500",)], indirect=True)
 def test_http_500_is_retried_with_backoff_then_reported(stub: _StubServer) -> None:
-    backend = make_backend("ollama", model="m", base_url=stub.url, retries=2, backoff=0.05)
+    backend = _ollama(stub.url, retries=2, backoff=0.05)
     start = time.perf_counter()
     with pytest.raises(LLMError, match=r"HTTP 500: model runner crashed"):
         backend.complete("hello")
@@ -112,7 +107,7 @@ def test_http_500_is_retried_with_backoff_then_reported(stub: _StubServer) -> No
 @pytest.mark.parametrize("stub", [("ok", "Sure! Here is the analysis: {like: [oops")], indirect=True)
 def test_malformed_json_retries_once_then_falls_back(stub: _StubServer, slice_dataset, tmp_path: Path) -> None:
     dataset = slice_dataset
-    backend = make_backend("ollama", model="m", base_url=stub.url, retries=0)
+    backend = _ollama(stub.url, retries=0)
     offline_calls = []
 
     def offline(catalog):
@@ -134,7 +129,7 @@ def test_malformed_json_retries_once_then_falls_back(stub: _StubServer, slice_da
 
 @pytest.mark.parametrize("stub", [("500",)], indirect=True)
 def test_a_dead_service_stops_the_analysis(stub: _StubServer, slice_dataset, tmp_path: Path) -> None:
-    backend = make_backend("ollama", model="m", base_url=stub.url, retries=0)
+    backend = _ollama(stub.url, retries=0)
     settings = LLMAnalyserSettings(max_failures=2)
     analyser = LLMAnalyser(backend, ReplyCache(tmp_path / "c.sqlite"), lambda c: [], settings)
     with pytest.raises(LLMError, match="HTTP 500"):

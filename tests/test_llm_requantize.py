@@ -13,6 +13,7 @@ gguf = pytest.importorskip("gguf", reason="the llm extra (gguf) is not installed
 from tastesim.llm.backend import LLMError  # noqa: E402
 from tastesim.llm.llamacpp import DEFAULT_GGUF, SHIPPED, LlamaCppBackend, default_gguf  # noqa: E402
 from tastesim.llm.requantize import requantized, requantized_name  # noqa: E402
+from tastesim.scenario import LlamaCppSettings  # noqa: E402
 
 pytestmark = pytest.mark.slow  # real servers and processes, or tens of seconds of model conversion
 
@@ -100,10 +101,10 @@ def test_a_corrupt_source_raises_and_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_backend_runs_the_copy_by_default_and_the_shipped_file_on_request(tmp_path: Path, copy: Path) -> None:
-    default = LlamaCppBackend(cache_dir=tmp_path)
+    default = LlamaCppBackend(LlamaCppSettings(cache_dir=tmp_path))
     assert default.model == "SmolLM2-135M-Instruct.Q4_0.gguf"
-    assert LlamaCppBackend(SHIPPED).model == DEFAULT_GGUF
-    assert LlamaCppBackend(copy).model == copy.name
+    assert LlamaCppBackend(LlamaCppSettings(model=SHIPPED)).model == DEFAULT_GGUF
+    assert LlamaCppBackend(LlamaCppSettings(model=str(copy))).model == copy.name
     reply = default.complete("The capital of France is", max_tokens=4)
     assert reply.completion_tokens > 0 and reply.text.strip()
     assert [p.name for p in tmp_path.rglob("*.gguf")] == [default.model]

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from tastesim.data import BUILTIN_DATASETS
 
-__all__ = ["Scenario", "ScenarioError", "load_scenario"]
+__all__ = [
+    "LLMSettings",
+    "LlamaCppSettings",
+    "OllamaSettings",
+    "Scenario",
+    "ScenarioError",
+    "backend_settings",
+    "load_scenario",
+]
 
 
 class _Section(BaseModel):
@@ -92,6 +101,48 @@ class AnalyserConfig(_Section):
         return self
 
 
+# The LLM backends' settings live here, below the llm package, so that a scenario can validate them (a typo in
+# conversation.llm_options is a scenario error naming the field); tastesim.llm's backends take them as they are.
+class OllamaSettings(_Section):
+    """Settings of the ``ollama`` LLM backend: a real Ollama, or ``tastesim llm serve``."""
+
+    model: str | None = Field(None, min_length=1, description="Ollama model name; llama3.1:8b when empty")
+    base_url: str | None = Field(None, pattern=r"^https?://", description="server address; $OLLAMA_HOST when empty")
+    timeout: float = Field(120.0, gt=0, le=3600, description="seconds per HTTP request")
+    retries: int = Field(2, ge=0, le=10, description="extra attempts after a timeout, a refused connection or a 5xx")
+    backoff: float = Field(1.0, ge=0, le=60, description="seconds before the first retry; doubles each time")
+    concurrency: int = Field(2, ge=1, le=64, description="requests in flight at once")
+
+
+class LlamaCppSettings(_Section):
+    """Settings of the ``llamacpp`` LLM backend: a GGUF model run in-process by llama.cpp."""
+
+    model: str | None = Field(
+        None, min_length=1, description="GGUF file, or 'shipped'; empty = the Q4_0 copy of the shipped SmolLM2-135M"
+    )
+    cache_dir: Path | None = Field(None, description="where that Q4_0 copy is kept; the run's cache when empty")
+    n_ctx: int = Field(4096, ge=128, le=131_072, description="context tokens per slot")
+    threads: int | None = Field(None, ge=1, le=256, description="CPU threads; min(cores, 4) when empty")
+    parallel: int = Field(1, ge=1, le=64, description="llama.cpp slots: requests decoded together")
+    repeat_penalty: float = Field(1.15, gt=0, le=5, description="penalty on repeated tokens")
+
+
+LLMSettings = OllamaSettings | LlamaCppSettings
+_LLM_SETTINGS: dict[str, type[LLMSettings]] = {"ollama": OllamaSettings, "llamacpp": LlamaCppSettings}
+
+
+def backend_settings(kind: str, options: Mapping[str, Any]) -> LLMSettings:
+    """Validate ``options`` into the settings of the backend ``kind`` (``ollama`` or ``llamacpp``).
+
+    Raises:
+        ValidationError: Naming each bad option (an unknown one is ``Extra inputs are not permitted``).
+        ValueError: For an unknown kind.
+    """
+    if kind not in _LLM_SETTINGS:
+        raise ValueError(f"unknown LLM backend {kind!r}; choose one of {', '.join(_LLM_SETTINGS)}")
+    return _LLM_SETTINGS[kind].model_validate(dict(options))
+
+
 RecommenderName = Literal["random", "popularity", "itemknn", "diverse", "mf", "http"]
 
 
@@ -158,11 +209,25 @@ class ConversationConfig(_Section):
     )
     writer: Literal["template", "llm"] = "template"
     llm: Literal["ollama", "llamacpp"] = Field("llamacpp", description="LLM backend of the llm writer")
-    llm_options: dict[str, str | int | float] = Field(default_factory=dict, description="options of that backend")
+    llm_options: dict[str, Any] = Field(
+        default_factory=dict, description="settings of that backend (OllamaSettings or LlamaCppSettings)"
+    )
     timeout_s: float = Field(10.0, gt=0, le=600, description="per-request timeout")
     retries: int = Field(2, ge=0, le=10, description="retries of requests that are safe to repeat")
     transcripts: int = Field(20, ge=0, description="sessions whose full conversation is saved")
     max_seconds: float = Field(600.0, gt=0, description="wall-clock bound on the whole stress run")
+
+    @field_validator("llm_options")
+    @classmethod
+    def _valid_llm_options(cls, options: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        if "llm" in info.data:  # else ``llm`` itself is wrong, and that is the error to show
+            backend_settings(info.data["llm"], options)  # its errors are located under llm_options
+        return options
+
+    @property
+    def llm_settings(self) -> LLMSettings:
+        """``llm_options`` as the settings of the ``llm`` backend."""
+        return backend_settings(self.llm, self.llm_options)
 
     @model_validator(mode="after")
     def _shares(self) -> ConversationConfig:

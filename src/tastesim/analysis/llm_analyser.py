@@ -17,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import pandas as pd
 
@@ -25,12 +25,10 @@ from tastesim.catalog.profile import ItemProfile, Reason
 from tastesim.data.dataset import Dataset
 from tastesim.data.reviews import load_reviews, pick_reviews
 from tastesim.llm.backend import LLMBackend, LLMError, make_backend
-from tastesim.llm.cache import ReplyCache, reply_key
+from tastesim.llm.cache import ReplyCache, cached_complete
 from tastesim.llm.parsing import Analysis, distinct_reasons, fewshot_stops, parse_reply
 from tastesim.prompts import Prompt, load_prompt, one_line, review_slot
-
-if TYPE_CHECKING:
-    from tastesim.scenario import AnalyserConfig
+from tastesim.scenario import AnalyserConfig, LlamaCppSettings, OllamaSettings
 
 __all__ = [
     "AnalysisStats",
@@ -234,22 +232,24 @@ class LLMAnalyser:
         """Cached or fresh reply to ``text``; a few-shot reply continues ``slot`` (``Like:``/``Dislike:``)."""
         chat = self.style == "chat"
         stop = None if chat else fewshot_stops(prompt)
-        settings = f"{self.style}|{max_tokens}|{seed}|{stop}"
-        key = reply_key(self.backend.name, self.backend.model, prompt.version, settings, text)
-        reply = self.cache.get(key)
-        cached = reply is not None
-        if reply is None:
-            fresh = self.backend.complete(
-                text, system=prompt.system, json_mode=chat, max_tokens=max_tokens, seed=seed, stop=stop
-            )
-            with self._stats_lock:
-                self.stats.llm_calls += 1
-                self.stats.prompt_tokens += fresh.prompt_tokens
-                self.stats.completion_tokens += fresh.completion_tokens
-            reply = self.cache.put(key, self.backend.name, self.backend.model, prompt.version, fresh)
-        else:
-            with self._stats_lock:
+        reply, cached = cached_complete(
+            self.backend,
+            self.cache,
+            prompt.version,
+            text,
+            system=prompt.system,
+            json_mode=chat,
+            max_tokens=max_tokens,
+            seed=seed,
+            stop=stop,
+        )
+        with self._stats_lock:
+            if cached:
                 self.stats.cached_calls += 1
+            else:
+                self.stats.llm_calls += 1
+                self.stats.prompt_tokens += reply.prompt_tokens
+                self.stats.completion_tokens += reply.completion_tokens
         return parse_reply(reply.text, prefix="" if chat else slot), cached
 
     def _filter_keywords(self, profiles: list[ItemProfile | None]) -> list[ItemProfile | None]:
@@ -272,13 +272,16 @@ def backend_for(cfg: AnalyserConfig, cache_dir: Path | None = None) -> LLMBacken
     ``cache_dir`` holds the embedded backend's Q4_0 model copy (default ``$TASTESIM_CACHE``).
     """
     if cfg.kind == "ollama":
-        options = {"timeout": cfg.timeout_s, "retries": cfg.retries, "concurrency": cfg.in_flight}
-        if cfg.base_url:
-            options["base_url"] = cfg.base_url
-        if cfg.model:
-            options["model"] = cfg.model
-        return make_backend("ollama", **options)
-    return make_backend(cfg.kind, model=cfg.model, parallel=cfg.in_flight, cache_dir=cache_dir)
+        return make_backend(
+            OllamaSettings(
+                model=cfg.model,
+                base_url=cfg.base_url,
+                timeout=cfg.timeout_s,
+                retries=cfg.retries,
+                concurrency=cfg.in_flight,
+            )
+        )
+    return make_backend(LlamaCppSettings(model=cfg.model, parallel=cfg.in_flight, cache_dir=cache_dir))
 
 
 def analyse_with_config(

@@ -27,12 +27,13 @@ def serve(
     offline()
     from tastesim.llm.backend import LLMError
     from tastesim.llm.llamacpp import LlamaCppBackend
-    from tastesim.llm.serve import make_server
+    from tastesim.llm.serve import ollama_server
+    from tastesim.scenario import LlamaCppSettings
 
-    backend = LlamaCppBackend(model)
+    backend = LlamaCppBackend(LlamaCppSettings(model=model))
     try:
         backend.load()
-        server = make_server(backend, port, host)
+        server = ollama_server(backend, host, port)
     except LLMError as err:
         fail(str(err))
     except OSError as err:

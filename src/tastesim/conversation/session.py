@@ -18,7 +18,7 @@ import numpy as np
 
 from tastesim.catalog import Catalog, Decisions
 from tastesim.conversation.recall import Interest
-from tastesim.conversation.writers import CachedWriter, FeedbackInput, QueryInput, Style
+from tastesim.conversation.writers import FeedbackInput, QueryInput, QueryWriter, Style
 from tastesim.crs.protocol import CRS, CRSError, CRSRequest, Message
 from tastesim.memory.working import WorkingMemory
 from tastesim.rng import RandomTree, Stream
@@ -118,7 +118,7 @@ class SessionResult:
     transcript: list[dict] = field(default_factory=list)
 
 
-async def hold_session(plan: Plan, stage: Stage, crs: CRS, writer: CachedWriter) -> SessionResult:
+async def hold_session(plan: Plan, stage: Stage, crs: CRS, writer: QueryWriter) -> SessionResult:
     """Hold one conversation of at most ``stage.turns`` user turns."""
     result = SessionResult(plan)
     messages: list[Message] = []

@@ -1,9 +1,11 @@
-"""Query and feedback writers: an offline template writer, an LLM writer, and the cache in front of both.
+"""Query and feedback writers: an offline template writer and an LLM writer.
 
 A writer turns what the agent recalled (:class:`QueryInput`) or what it thought of a reply
 (:class:`FeedbackInput`) into a message. Writers never see item titles, so a message cannot name a target.
-:class:`CachedWriter` keys every text by (writer, input): a population repeating the same reasons in the
-same style costs one call, and it counts calls so a run can report LLM calls per interaction.
+Writers count the texts asked of them (``requests``) and the texts they made (``calls``: every template
+text, and each LLM call of the LLM writer), so a run can report writer calls per interaction. The LLM
+writer asks through the on-disk reply cache (:func:`tastesim.llm.cache.cached_complete`): a population
+repeating the same reasons in the same style costs one LLM call, in this run and the next.
 """
 
 from __future__ import annotations
@@ -14,19 +16,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
+from tastesim.llm.backend import LLMBackend, LLMError
+from tastesim.llm.cache import ReplyCache, cached_complete
 from tastesim.prompts import load_prompt
 from tastesim.rng import RandomTree, Stream
 
 __all__ = [
     "STYLES",
-    "CachedWriter",
     "FeedbackInput",
     "LLMWriter",
     "QueryInput",
     "QueryWriter",
     "TemplateWriter",
-    "TextBackend",
-    "render_prompt",
 ]
 
 STYLES = ("terse", "natural", "vague", "noisy", "paraphrase")
@@ -53,20 +54,28 @@ class FeedbackInput:
 
 @runtime_checkable
 class QueryWriter(Protocol):
-    """Writes user messages; ``name`` identifies it in cache keys and reports.
+    """Writes user messages for sessions on an asyncio event loop, which a writer never blocks.
 
-    ``fallbacks`` counts texts it could not write itself (an LLM writer's failed or empty replies).
+    Attributes:
+        requests: Texts asked for.
+        calls: Texts the writer made itself (every template text; each LLM call of an LLM writer).
+        fallbacks: Texts it could not write itself (an LLM writer's failed or empty replies).
     """
 
-    name: str
+    requests: int
+    calls: int
     fallbacks: int
 
-    def query(self, spec: QueryInput) -> str:
+    async def aquery(self, spec: QueryInput) -> str:
         """The user's request."""
         ...
 
-    def feedback(self, spec: FeedbackInput) -> str:
+    async def afeedback(self, spec: FeedbackInput) -> str:
         """The user's reaction to a reply."""
+        ...
+
+    def close(self) -> None:
+        """Release what the writer holds (threads, connections)."""
         ...
 
 
@@ -90,17 +99,36 @@ def _listing(reasons: tuple[str, ...]) -> str:
 
 
 class TemplateWriter:
-    """Deterministic offline writer: one template per style; noise is drawn from the text's own stream."""
+    """Deterministic offline writer: one template per style; noise is drawn from the text's own stream.
 
-    blocking = False  # microseconds per text: written inline, never handed to a thread
+    A text takes microseconds: the async methods write it inline, on the event loop.
+    """
+
     fallbacks = 0  # it always writes
 
     def __init__(self, seed: int = 0) -> None:
         self._tree = RandomTree(seed)
-        self.name = f"template:{seed}"
+        self.requests = 0
+
+    @property
+    def calls(self) -> int:
+        """Texts written: every one asked for (nothing is cached)."""
+        return self.requests
+
+    async def aquery(self, spec: QueryInput) -> str:
+        """:meth:`query`, inline."""
+        return self.query(spec)
+
+    async def afeedback(self, spec: FeedbackInput) -> str:
+        """:meth:`feedback`, inline."""
+        return self.feedback(spec)
+
+    def close(self) -> None:
+        """Nothing to release."""
 
     def query(self, spec: QueryInput) -> str:
         """Write the query in ``spec.style``."""
+        self.requests += 1
         genre, reasons = spec.category.lower(), spec.reasons or ("something good",)
         if spec.style == "terse":
             return ", ".join((*reasons, genre))
@@ -116,6 +144,7 @@ class TemplateWriter:
 
     def feedback(self, spec: FeedbackInput) -> str:
         """Write the reaction of kind ``spec.kind`` around ``spec.reason``."""
+        self.requests += 1
         if spec.kind == "accept":
             return f"Yes, that one sounds right: {spec.reason}."
         if spec.kind == "reject":
@@ -141,55 +170,61 @@ def _paraphrase(previous: str) -> str:
 
 
 # -- LLM writer ------------------------------------------------------------------------------------
-class TextBackend(Protocol):
-    """The LLM interface the writer needs (``tastesim.llm.backend.LLMBackend`` satisfies it)."""
-
-    def complete(self, prompt: str, **options: object) -> object:
-        """A reply with a ``text`` attribute."""
-        ...
-
-
-def render_prompt(name: str, **fields: str) -> str:
-    """Render the packaged prompt file ``prompts/<name>.txt`` (see :mod:`tastesim.prompts`) with ``fields``."""
-    return load_prompt(name).render(**fields)
-
-
 class LLMWriter:
     """Writes messages with an LLM from the prompt files ``query_<style>.txt`` and ``feedback_<kind>.txt``.
 
     The prompts are few-shot completions stopped at the end of the line (small local models follow those
-    better than chat instructions). An empty reply, or a failed call, falls back to the template writer's
-    text (counted in ``fallbacks``). Calls block; the cache keeps them rare.
+    better than chat instructions). Replies go through ``cache``; an empty reply, or a failed call, falls
+    back to the template writer's text (counted in ``fallbacks``). The async methods write on one worker
+    thread (an embedded model must not run twice at once), so the event loop keeps serving other
+    sessions; sessions missing the same text at once queue there, and all but the first find it cached.
+
+    Args:
+        backend: The LLM.
+        cache: The reply cache (shared with item analysis: ``llm-replies.sqlite`` in the cache folder).
+        seed: Generation seed, and the fallback template writer's.
+        max_tokens: Token limit of one message.
     """
 
-    blocking = True  # a call takes a fraction of a second: the cache runs it off the event loop
-
-    def __init__(self, backend: TextBackend, name: str = "llm", max_tokens: int = 48, seed: int = 0) -> None:
+    def __init__(self, backend: LLMBackend, cache: ReplyCache, *, seed: int = 0, max_tokens: int = 48) -> None:
         self.backend = backend
-        self.name = name
-        self.max_tokens = max_tokens
+        self.cache = cache
         self.seed = seed
+        self.max_tokens = max_tokens
         self._fallback = TemplateWriter(seed)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tastesim-writer")
+        self.requests = 0
+        self.calls = 0
         self.fallbacks = 0
 
-    def _complete(self, prompt: str) -> str:
+    def _complete(self, prompt_name: str, **fields: str) -> str:
+        """The model's one-line text for the prompt (``""`` when the call failed)."""
+        self.requests += 1
+        prompt = load_prompt(prompt_name)
         try:
-            reply = self.backend.complete(
-                prompt, max_tokens=self.max_tokens, temperature=0.0, seed=self.seed, stop=["\n"]
+            reply, cached = cached_complete(
+                self.backend,
+                self.cache,
+                prompt.version,
+                prompt.render(**fields),
+                max_tokens=self.max_tokens,
+                temperature=0.0,
+                seed=self.seed,
+                stop=["\n"],
             )
-        except RuntimeError:  # the backend's LLMError: the service failed after its own retries
+        except LLMError:  # the service failed after the backend's own retries
+            self.calls += 1
             return ""
-        return " ".join(str(getattr(reply, "text", "")).split()).strip(" \"'")
+        self.calls += not cached
+        return " ".join(reply.text.split()).strip(" \"'")
 
     def query(self, spec: QueryInput) -> str:
-        """Write the query with the style's prompt."""
+        """Write the query with the style's prompt (blocks for the LLM call on a cache miss)."""
         text = self._complete(
-            render_prompt(
-                f"query_{spec.style}",
-                category=spec.category.lower(),
-                reasons="; ".join(spec.reasons),
-                previous=spec.previous or self._fallback.query(QueryInput("natural", spec.category, spec.reasons)),
-            )
+            f"query_{spec.style}",
+            category=spec.category.lower(),
+            reasons="; ".join(spec.reasons),
+            previous=spec.previous or self._fallback.query(QueryInput("natural", spec.category, spec.reasons)),
         )
         if not text:
             self.fallbacks += 1
@@ -197,78 +232,22 @@ class LLMWriter:
         return text
 
     def feedback(self, spec: FeedbackInput) -> str:
-        """Write the reaction with the kind's prompt."""
-        text = self._complete(render_prompt(f"feedback_{spec.kind}", reason=spec.reason))
+        """Write the reaction with the kind's prompt (blocks for the LLM call on a cache miss)."""
+        text = self._complete(f"feedback_{spec.kind}", reason=spec.reason)
         if not text:
             self.fallbacks += 1
             return self._fallback.feedback(spec)
         return text
 
-
-# -- cache -----------------------------------------------------------------------------------------
-class CachedWriter:
-    """Memoises a writer by (writer name, input); counts requests and calls to the inner writer.
-
-    Sessions use the async methods: a miss of a ``blocking`` writer (the LLM) runs on one worker thread (an
-    embedded model must not run twice at once), so the event loop keeps serving other sessions, and
-    sessions missing the same text at the same time share one call.
-    """
-
-    def __init__(self, inner: QueryWriter) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self._texts: dict[tuple[str, QueryInput | FeedbackInput], str] = {}
-        self._pending: dict[tuple[str, QueryInput | FeedbackInput], asyncio.Future[str]] = {}
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tastesim-writer")
-        self.requests = 0
-        self.calls = 0
-
-    def _write(self, spec: QueryInput | FeedbackInput) -> str:
-        return self.inner.query(spec) if isinstance(spec, QueryInput) else self.inner.feedback(spec)
-
-    def _get(self, spec: QueryInput | FeedbackInput) -> str:
-        self.requests += 1
-        key = (self.inner.name, spec)
-        if key not in self._texts:
-            self.calls += 1
-            self._texts[key] = self._write(spec)
-        return self._texts[key]
-
-    async def _aget(self, spec: QueryInput | FeedbackInput) -> str:
-        self.requests += 1
-        key = (self.inner.name, spec)
-        if key in self._texts:
-            return self._texts[key]
-        if not getattr(self.inner, "blocking", True):
-            self.calls += 1
-            self._texts[key] = self._write(spec)
-            return self._texts[key]
-        future = self._pending.get(key)
-        if future is None:
-            self.calls += 1
-            future = asyncio.get_running_loop().run_in_executor(self._pool, self._write, spec)
-            self._pending[key] = future
-        text = await future
-        self._texts[key] = text
-        self._pending.pop(key, None)
-        return text
-
-    def query(self, spec: QueryInput) -> str:
-        """The cached query text."""
-        return self._get(spec)
-
-    def feedback(self, spec: FeedbackInput) -> str:
-        """The cached feedback text."""
-        return self._get(spec)
-
     async def aquery(self, spec: QueryInput) -> str:
-        """The cached query text, written off the event loop on a miss."""
-        return await self._aget(spec)
+        """:meth:`query` on the worker thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self.query, spec)
 
     async def afeedback(self, spec: FeedbackInput) -> str:
-        """The cached feedback text, written off the event loop on a miss."""
-        return await self._aget(spec)
+        """:meth:`feedback` on the worker thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self.feedback, spec)
 
     def close(self) -> None:
-        """Stop the worker thread."""
-        self._pool.shutdown(wait=False)
+        """Stop the worker thread (a call in progress finishes) and close the cache's connection."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.cache.close()

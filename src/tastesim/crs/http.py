@@ -1,19 +1,22 @@
 """An async HTTP adapter for a CRS under test: timeouts, safe retries with backoff, a concurrency limit.
 
 Retries happen only where repeating cannot act twice: a refused connection (nothing was sent) and a
-``503 Service Unavailable`` (the server says it did not take the request). A timeout, another ``5xx`` or a
-malformed body is reported at once as a :class:`~tastesim.crs.protocol.CRSError` of its kind.
+``503 Service Unavailable`` (the server says it did not take the request), ``retries`` more attempts at
+most, waiting ``backoff_s`` seconds, then twice that, and so on. A timeout, another ``5xx`` or a malformed
+body is reported at once as a :class:`~tastesim.crs.protocol.CRSError` of its kind. Replies of both modes
+are validated into one model (:func:`~tastesim.crs.protocol.read_reply`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
 
 import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential
 
-from tastesim.crs.protocol import CRSError, CRSReply, CRSRequest, parse_openai_reply, parse_reply
+from tastesim.crs.protocol import CRSError, CRSReply, CRSRequest, Mode, read_reply
+from tastesim.crs.transport import AiohttpTransport
 
 __all__ = ["HttpCRS", "HttpStats"]
 
@@ -36,7 +39,7 @@ class HttpCRS:
         self,
         url: str,
         *,
-        mode: str = "json",
+        mode: Mode = "json",
         model: str = "crs",
         timeout_s: float = 10.0,
         retries: int = 2,
@@ -62,7 +65,7 @@ class HttpCRS:
             timeout=httpx.Timeout(self.timeout_s),
             limits=limits,
             trust_env=False,
-            transport=_transport(self._concurrency),
+            transport=AiohttpTransport(self._concurrency),
         )
         return self
 
@@ -77,7 +80,7 @@ class HttpCRS:
         messages = [
             {
                 "role": m.role,
-                "content": json.dumps({"items": list(m.items), "text": m.content})
+                "content": CRSReply(items=m.items, text=m.content).model_dump_json(exclude_none=True)
                 if m.role == "assistant"
                 else m.content,
             }
@@ -89,19 +92,19 @@ class HttpCRS:
         """Send one turn; raises :class:`CRSError` with the failure's kind."""
         if self._client is None:
             raise RuntimeError("use HttpCRS as 'async with HttpCRS(...) as crs'")
+        retrying = AsyncRetrying(  # one per call: a retrying object keeps the state of the call it runs
+            retry=retry_if_exception(_safe_to_repeat),
+            stop=stop_after_attempt(self.retries + 1),
+            wait=wait_exponential(multiplier=self.backoff_s),
+            before_sleep=self._count_retry,
+            reraise=True,
+        )
         body = self._body(request)
         async with self._limit:
-            for attempt in range(self.retries + 1):
-                if attempt:
-                    self.stats.retries += 1
-                    await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
-                try:
-                    return await self._send(body)
-                except CRSError as err:
-                    retry = err.kind == "refused" or (err.kind == "http_5xx" and err.detail.startswith("503"))
-                    if not retry or attempt == self.retries:
-                        raise
-        raise AssertionError("unreachable")
+            return await retrying(self._send, body)
+
+    def _count_retry(self, _: RetryCallState) -> None:
+        self.stats.retries += 1
 
     async def _send(self, body: dict) -> CRSReply:
         assert self._client is not None
@@ -114,21 +117,13 @@ class HttpCRS:
             raise CRSError("refused", f"cannot connect to {self.url}: {err}") from err
         except httpx.TransportError as err:
             raise CRSError("transport", f"{type(err).__name__}: {err}") from err
-        if response.status_code >= 500:
-            raise CRSError("http_5xx", f"{response.status_code} {response.text[:120]}")
-        if response.status_code >= 400:
-            raise CRSError("http_4xx", f"{response.status_code} {response.text[:120]}")
-        try:
-            data = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise CRSError("malformed", f"body is not JSON: {response.text[:80]!r}") from err
-        return parse_reply(data) if self.mode == "json" else parse_openai_reply(data)
+        status = response.status_code
+        if status >= 400:
+            kind = "http_5xx" if status >= 500 else "http_4xx"
+            raise CRSError(kind, f"{status} {response.text[:120]}", status)
+        return read_reply(response.content, self.mode)
 
 
-def _transport(connections: int) -> httpx.AsyncBaseTransport | None:
-    """The aiohttp transport when aiohttp is installed (much faster under concurrency), else httpx's own."""
-    try:
-        from tastesim.crs.transport import AiohttpTransport
-    except ImportError:
-        return None
-    return AiohttpTransport(connections)
+def _safe_to_repeat(err: BaseException) -> bool:
+    """A refused connection (nothing was sent) or a 503 (the server did not take the request)."""
+    return isinstance(err, CRSError) and (err.kind == "refused" or err.status == 503)

@@ -14,14 +14,17 @@ tastesim's point of view: every request carries the whole conversation, the item
 
 OpenAI-compatible mode (``crs_mode: openai``): the same messages (items of assistant turns written back as
 the JSON content the CRS sent) go to ``/v1/chat/completions``; the reply's ``choices[0].message.content``
-must be the JSON object above.
+must be the JSON object above. Both replies are validated by :func:`read_reply` into one model,
+:class:`CRSReply`; the built-in server validates request bodies with :class:`RecommendRequest` and
+:class:`ChatRequest` and answers chat requests with a :class:`ChatCompletion`.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Annotated, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, ValidationError, field_validator
 
 __all__ = [
     "CRS",
@@ -29,13 +32,17 @@ __all__ = [
     "CRSError",
     "CRSReply",
     "CRSRequest",
+    "ChatCompletion",
+    "ChatRequest",
     "Message",
-    "parse_openai_reply",
-    "parse_reply",
+    "Mode",
+    "RecommendRequest",
+    "read_reply",
 ]
 
 ERROR_KINDS = ("timeout", "http_5xx", "http_4xx", "malformed", "refused", "transport")
 ErrorKind = Literal["timeout", "http_5xx", "http_4xx", "malformed", "refused", "transport"]
+Mode = Literal["json", "openai"]
 
 
 @dataclass(frozen=True)
@@ -73,30 +80,40 @@ class CRSRequest:
         }
 
 
-@dataclass(frozen=True)
-class CRSReply:
-    """The CRS's answer: items best first, optional text and question."""
+def _item_id(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError("an item id is a string or an integer")
+    return str(value)
 
-    items: tuple[str, ...]
-    text: str = ""
-    question: str | None = None
-    extra: dict = field(default_factory=dict, compare=False)
 
-    def to_json(self) -> dict:
-        """The reply body of the JSON contract."""
-        out: dict = {"items": list(self.items), "text": self.text}
-        if self.question:
-            out["question"] = self.question
-        return out
+ItemId = Annotated[str, BeforeValidator(_item_id)]
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)  # a peer may send more than the contract says
+
+
+class CRSReply(_Wire):
+    """The CRS's answer: items best first (ids as strings; integers are accepted), optional text and question."""
+
+    items: tuple[ItemId, ...]
+    text: StrictStr = ""
+    question: StrictStr | None = None
+
+    @field_validator("question")
+    @classmethod
+    def _no_empty_question(cls, value: str | None) -> str | None:
+        return value or None
 
 
 class CRSError(Exception):
-    """A failed turn, classified by ``kind`` (one of :data:`ERROR_KINDS`)."""
+    """A failed turn, classified by ``kind`` (one of :data:`ERROR_KINDS`); ``status`` is the HTTP status, if any."""
 
-    def __init__(self, kind: ErrorKind, detail: str) -> None:
+    def __init__(self, kind: ErrorKind, detail: str, status: int | None = None) -> None:
         super().__init__(f"{kind}: {detail}")
         self.kind = kind
         self.detail = detail
+        self.status = status
 
 
 @runtime_checkable
@@ -108,27 +125,91 @@ class CRS(Protocol):
         ...
 
 
-def parse_reply(data: object) -> CRSReply:
-    """Validate a decoded JSON reply of the contract.
+class _ChatMessage(_Wire):
+    role: str = "assistant"
+    content: StrictStr
+
+
+class _Choice(_Wire):
+    index: int = 0
+    message: _ChatMessage
+    finish_reason: str | None = "stop"
+
+
+class ChatCompletion(_Wire):
+    """The OpenAI chat-completions envelope; its first choice's content is a :class:`CRSReply` as JSON."""
+
+    object: str = "chat.completion"
+    model: str = ""
+    choices: list[_Choice] = Field(min_length=1)
+
+    @classmethod
+    def of(cls, reply: CRSReply, model: str) -> ChatCompletion:
+        """The envelope of ``reply``."""
+        content = reply.model_dump_json(exclude_none=True)
+        return cls(model=model, choices=[_Choice(message=_ChatMessage(content=content))])
+
+
+def read_reply(body: bytes | str, mode: Mode) -> CRSReply:
+    """Validate a reply body: the JSON contract (``json``), or a chat completion carrying it (``openai``).
 
     Raises:
-        CRSError: ``malformed`` when the shape is wrong.
+        CRSError: ``malformed`` when the body is not JSON or not the mode's shape.
     """
-    if not isinstance(data, dict) or not isinstance(data.get("items"), list):
-        raise CRSError("malformed", "reply is not an object with an 'items' list")
-    items = data["items"]
-    if not all(isinstance(i, str | int) and not isinstance(i, bool) for i in items):
-        raise CRSError("malformed", "'items' must hold item ids (strings or integers)")
-    text, question = data.get("text", ""), data.get("question")
-    if not isinstance(text, str) or not (question is None or isinstance(question, str)):
-        raise CRSError("malformed", "'text' and 'question' must be strings")
-    return CRSReply(tuple(str(i) for i in items), text, question or None)
-
-
-def parse_openai_reply(data: object) -> CRSReply:
-    """Validate an OpenAI chat-completions reply whose message content is the JSON contract's reply."""
     try:
-        content = data["choices"][0]["message"]["content"]  # type: ignore[index]
-        return parse_reply(json.loads(content))
-    except (KeyError, IndexError, TypeError, json.JSONDecodeError) as err:
-        raise CRSError("malformed", f"not a chat completion with a JSON reply: {err}") from err
+        if mode == "openai":
+            body = ChatCompletion.model_validate_json(body).choices[0].message.content
+        return CRSReply.model_validate_json(body)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(map(str, first["loc"])) or "reply"
+        raise CRSError("malformed", f"{where}: {first['msg'].removeprefix('Value error, ')}") from err
+
+
+# -- what the built-in server reads ------------------------------------------------------------------------
+class _WireMessage(_Wire):
+    role: Literal["user", "assistant", "system"]
+    content: str | None = ""
+    items: tuple[ItemId, ...] = ()
+
+    def message(self) -> Message | None:
+        """The turn (``None`` for a system message); an assistant turn without ``items`` whose content is a
+        JSON reply (OpenAI mode: the CRS's earlier reply, written back) shows that reply's items."""
+        if self.role == "system":
+            return None
+        content, items = self.content or "", self.items
+        if self.role == "assistant" and not items and content.startswith("{"):
+            try:
+                items = CRSReply.model_validate_json(content).items
+            except ValidationError:
+                items = ()
+        return Message(self.role, content, items)
+
+
+class _Conversation(_Wire):
+    messages: list[_WireMessage]
+    k: int = Field(10, ge=1, le=1000)
+
+    @field_validator("messages")
+    @classmethod
+    def _user_spoke(cls, messages: list[_WireMessage]) -> list[_WireMessage]:
+        if not any(m.role == "user" and (m.content or "").strip() for m in messages):
+            raise ValueError("the conversation has no user text")
+        return messages
+
+    def conversation(self) -> list[Message]:
+        """The user and assistant turns, in order."""
+        return [m for m in (w.message() for w in self.messages) if m is not None]
+
+
+class RecommendRequest(_Conversation):
+    """A request body of the JSON contract (``POST /recommend``)."""
+
+    session_id: str = ""
+    turn: int = 0
+
+
+class ChatRequest(_Conversation):
+    """A request body of OpenAI-compatible mode (``POST /v1/chat/completions``); ``k`` is an extension."""
+
+    model: str = "baseline"

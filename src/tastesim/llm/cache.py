@@ -1,7 +1,8 @@
-"""An on-disk (SQLite) cache of LLM replies, so the analysis stage runs once.
+"""An on-disk (SQLite) cache of LLM replies, and the one cached path to a backend: :func:`cached_complete`.
 
-Keys hash the backend, the model, the prompt's version tag, the generation settings and the rendered
-prompt (which holds the item's content). Raw reply text is stored, not parsed results, so a better parser
+Item analysis and the conversation writer both ask through it, so each distinct call is made once. Keys
+hash the backend, the model, the prompt's version tag, the generation settings and the rendered prompt
+(which holds the item's content). Raw reply text is stored, not parsed results, so a better parser
 re-reads old replies without new LLM calls. Every reply is committed as soon as it arrives, in WAL mode:
 a run killed with ``kill -9`` leaves a consistent database and a re-run resumes where it stopped.
 """
@@ -9,14 +10,15 @@ a run killed with ``kill -9`` leaves a consistent database and a re-run resumes 
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 import threading
 import time
 from pathlib import Path
 
-from tastesim.llm.backend import LLMReply
+from tastesim.llm.backend import LLMBackend, LLMReply
 
-__all__ = ["ReplyCache", "reply_key"]
+__all__ = ["ReplyCache", "cached_complete", "reply_key"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS replies (
@@ -108,3 +110,35 @@ class ReplyCache:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+
+
+def cached_complete(
+    backend: LLMBackend,
+    cache: ReplyCache,
+    prompt_version: str,
+    prompt: str,
+    *,
+    system: str | None = None,
+    json_mode: bool = False,
+    max_tokens: int = 256,
+    temperature: float = 0.0,
+    seed: int = 0,
+    stop: list[str] | None = None,
+) -> tuple[LLMReply, bool]:
+    """The stored reply to this call, else the backend's reply (stored at once); and whether it was stored.
+
+    The generation arguments are those of :meth:`~tastesim.llm.backend.LLMBackend.complete`; with the
+    backend, its model, ``prompt_version`` and ``prompt`` they make the cache key.
+
+    Raises:
+        LLMError: When the backend fails (nothing is stored).
+    """
+    settings = json.dumps([system, json_mode, max_tokens, temperature, seed, stop])
+    key = reply_key(backend.name, backend.model, prompt_version, settings, prompt)
+    stored = cache.get(key)
+    if stored is not None:
+        return stored, True
+    fresh = backend.complete(
+        prompt, system=system, json_mode=json_mode, max_tokens=max_tokens, temperature=temperature, seed=seed, stop=stop
+    )
+    return cache.put(key, backend.name, backend.model, prompt_version, fresh), False

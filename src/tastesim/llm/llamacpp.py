@@ -11,6 +11,7 @@ from typing import Any
 
 from tastesim.llm.backend import LLMError, LLMReply
 from tastesim.llm.requantize import requantized, requantized_name
+from tastesim.scenario import LlamaCppSettings
 
 __all__ = ["DEFAULT_GGUF", "SHIPPED", "LlamaCppBackend", "default_gguf"]
 
@@ -36,34 +37,23 @@ def default_gguf() -> Path:
 class LlamaCppBackend:
     """An in-process llama.cpp model; the model loads on the first call.
 
-    ``model`` is a GGUF path; by default the shipped SmolLM2 file, run from its Q4_0 copy in
-    ``cache_dir`` (made once, see :mod:`tastesim.llm.requantize`); ``"shipped"`` runs the Q4_1 file as is.
-    Calls may come from several threads: llama.cpp's server loop queues them onto ``parallel`` slots.
+    ``settings.model`` is a GGUF path; by default the shipped SmolLM2 file, run from its Q4_0 copy in
+    ``settings.cache_dir`` (made once, see :mod:`tastesim.llm.requantize`); ``"shipped"`` runs the Q4_1 file
+    as is. Calls may come from several threads: llama.cpp's server loop queues them onto ``parallel`` slots.
     """
 
     name = "llamacpp"
 
-    def __init__(
-        self,
-        model: str | Path | None = None,
-        *,
-        n_ctx: int = 4096,
-        threads: int | None = None,
-        parallel: int = 1,
-        repeat_penalty: float = 1.15,
-        cache_dir: Path | None = None,
-    ) -> None:
+    def __init__(self, settings: LlamaCppSettings | None = None) -> None:
+        self.settings = settings or LlamaCppSettings()
+        model = self.settings.model
         self.requantize = not model
         self.path = None if self.requantize or model == SHIPPED else Path(model)
         if self.path:
             self.model = self.path.name
         else:
             self.model = requantized_name(Path(DEFAULT_GGUF)) if self.requantize else DEFAULT_GGUF
-        self.cache_dir = cache_dir
-        self.n_ctx = n_ctx
-        self.threads = threads or min(os.cpu_count() or 1, 4)
-        self.parallel = parallel
-        self.repeat_penalty = repeat_penalty
+        self.threads = self.settings.threads or min(os.cpu_count() or 1, 4)
         self._server: Any = None
         self._lock = threading.Lock()
 
@@ -85,8 +75,8 @@ class LlamaCppBackend:
                     path = self._fast_copy(path)
                 params = xllamacpp.CommonParams()
                 params.model.path = str(path)
-                params.n_ctx = self.n_ctx * self.parallel
-                params.n_parallel = self.parallel
+                params.n_ctx = self.settings.n_ctx * self.settings.parallel
+                params.n_parallel = self.settings.parallel
                 params.cpuparams.n_threads = self.threads
                 params.cpuparams_batch.n_threads = self.threads
                 params.warmup = False
@@ -98,7 +88,7 @@ class LlamaCppBackend:
         from tastesim.paths import default_cache_dir
 
         try:
-            return requantized(shipped, self.cache_dir or default_cache_dir())
+            return requantized(shipped, self.settings.cache_dir or default_cache_dir())
         except ImportError as err:
             raise LLMError(
                 "the default embedded model is run from a Q4_0 copy made with the gguf package: "
@@ -162,7 +152,7 @@ class LlamaCppBackend:
             "max_tokens": max_tokens,
             "temperature": temperature,
             "seed": seed,
-            "repeat_penalty": self.repeat_penalty,
+            "repeat_penalty": self.settings.repeat_penalty,
         }
         if stop:
             request["stop"] = stop

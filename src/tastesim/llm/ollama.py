@@ -7,7 +7,10 @@ import threading
 import time
 from typing import Any
 
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
 from tastesim.llm.backend import LLMError, LLMReply
+from tastesim.scenario import OllamaSettings
 
 __all__ = ["DEFAULT_OLLAMA_MODEL", "OllamaBackend", "default_base_url"]
 
@@ -24,40 +27,30 @@ class OllamaBackend:
     """Chat completions through ``ChatOllama`` with a timeout, bounded retries with backoff, and a cap on
     concurrent requests. Nothing connects until the first call.
 
+    A timeout, a refused connection or an HTTP 5xx is retried (``settings.retries`` more attempts, waiting
+    ``settings.backoff`` seconds, then twice that, and so on); any other failure is reported at once.
+
     Args:
-        model: Ollama model name (``ollama pull`` it first).
-        base_url: Server address; default :func:`default_base_url`.
-        timeout: Seconds per HTTP request.
-        retries: Extra attempts after a timeout, a refused connection or an HTTP 5xx.
-        backoff: Seconds before the first retry; doubles each time.
-        concurrency: Requests in flight at once from this backend.
+        settings: Model, server address (default :func:`default_base_url`), timeout, retries, backoff and
+            requests in flight; see :class:`~tastesim.scenario.OllamaSettings`.
     """
 
     name = "ollama"
 
-    def __init__(
-        self,
-        model: str = DEFAULT_OLLAMA_MODEL,
-        *,
-        base_url: str | None = None,
-        timeout: float = 120.0,
-        retries: int = 2,
-        backoff: float = 1.0,
-        concurrency: int = 2,
-    ) -> None:
-        self.model = model
-        self.base_url = base_url or default_base_url()
-        self.timeout = timeout
-        self.retries = retries
-        self.backoff = backoff
-        self._slots = threading.BoundedSemaphore(concurrency)
+    def __init__(self, settings: OllamaSettings | None = None) -> None:
+        self.settings = settings or OllamaSettings()
+        self.model = self.settings.model or DEFAULT_OLLAMA_MODEL
+        self.base_url = self.settings.base_url or default_base_url()
+        self._slots = threading.BoundedSemaphore(self.settings.concurrency)
         self._chat: Any = None
 
     def _client(self) -> Any:
         if self._chat is None:
             from langchain_ollama import ChatOllama
 
-            self._chat = ChatOllama(model=self.model, base_url=self.base_url, client_kwargs={"timeout": self.timeout})
+            self._chat = ChatOllama(
+                model=self.model, base_url=self.base_url, client_kwargs={"timeout": self.settings.timeout}
+            )
         return self._chat
 
     def complete(
@@ -77,25 +70,24 @@ class OllamaBackend:
         if stop:
             options["stop"] = stop
         extra = {"format": "json"} if json_mode else {}
-        delay = self.backoff
-        for attempt in range(self.retries + 1):
-            start = time.perf_counter()
-            try:
-                with self._slots:
-                    message = self._client().invoke(messages, options=options, **extra)
-            except Exception as err:
-                retry, explanation = self._explain(err)
-                if not retry or attempt == self.retries:
-                    raise LLMError(explanation) from err
-                time.sleep(delay)
-                delay *= 2
-                continue
-            usage = message.usage_metadata or {}
-            text = message.content if isinstance(message.content, str) else str(message.content)
-            return LLMReply(
-                text, usage.get("input_tokens", 0), usage.get("output_tokens", 0), time.perf_counter() - start
-            )
-        raise AssertionError("unreachable")  # the loop returns or raises
+        retrying = Retrying(  # one per call: a Retrying object keeps the state of the call it runs
+            retry=retry_if_exception(lambda err: self._explain(err)[0]),
+            stop=stop_after_attempt(self.settings.retries + 1),
+            wait=wait_exponential(multiplier=self.settings.backoff),
+            reraise=True,
+        )
+        try:
+            return retrying(self._invoke, messages, options, extra)
+        except Exception as err:  # whatever ChatOllama raised, the user gets what to do about it
+            raise LLMError(self._explain(err)[1]) from err
+
+    def _invoke(self, messages: list[tuple[str, str]], options: dict[str, Any], extra: dict[str, str]) -> LLMReply:
+        start = time.perf_counter()
+        with self._slots:
+            message = self._client().invoke(messages, options=options, **extra)
+        usage = message.usage_metadata or {}
+        text = message.content if isinstance(message.content, str) else str(message.content)
+        return LLMReply(text, usage.get("input_tokens", 0), usage.get("output_tokens", 0), time.perf_counter() - start)
 
     def _explain(self, err: Exception) -> tuple[bool, str]:
         """Whether ``err`` is worth a retry, and a message that says what to do about it."""
@@ -104,7 +96,8 @@ class OllamaBackend:
 
         where = f"Ollama at {self.base_url}"
         if isinstance(err, httpx.TimeoutException):
-            return True, f"{where} did not answer within {self.timeout:g} s (raise the timeout or use a smaller model)"
+            timeout = self.settings.timeout
+            return True, f"{where} did not answer within {timeout:g} s (raise the timeout or use a smaller model)"
         if isinstance(err, httpx.TransportError | ConnectionError):
             return (
                 True,

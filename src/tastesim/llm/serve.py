@@ -1,149 +1,150 @@
-"""A loopback server speaking the Ollama HTTP API, backed by the embedded llama.cpp model.
+"""A loopback server speaking the Ollama HTTP API, backed by the embedded llama.cpp model (``tastesim llm serve``).
 
 For users without Ollama and for tests of the ``ollama`` backend through the real ``ChatOllama`` client:
-``/api/chat`` and ``/api/generate`` (NDJSON streaming or one JSON object), ``/api/tags``, ``/api/version``.
-Every model name is answered by the one loaded model. Replies are generated whole, then streamed as one
-content chunk and a closing ``done`` chunk, which is what Ollama clients read.
+``POST /api/chat`` and ``POST /api/generate`` (NDJSON streaming or one JSON object), ``GET /api/tags``,
+``GET /api/version`` and ``GET /``. Every model name is answered by the one loaded model. Replies are
+generated whole on a worker thread (one per llama.cpp slot, see :class:`~tastesim.web.Workers` for the
+queue and the ``503`` beyond it), then streamed as one content chunk and a closing ``done`` chunk, which
+is what Ollama clients read.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict
 
 from tastesim.llm.backend import LLMError, LLMReply
 from tastesim.llm.llamacpp import LlamaCppBackend
+from tastesim.web import DEFAULT_HOST, AppServer, Workers, read_body, service_app
 
-__all__ = ["OllamaApiServer", "make_server"]
+__all__ = ["SERVED_NAME", "ollama_app", "ollama_server"]
 
 SERVED_NAME = "smollm2:135m"
+_WAITING = 64  # generation requests that may queue for a llama.cpp slot
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)  # Ollama clients send more than this server reads
+
+
+class _Options(_Wire):
+    num_predict: int | None = None
+    temperature: float = 0.8  # Ollama's default
+    seed: int = 0
+    stop: list[str] | None = None
+
+
+class _Turn(_Wire):
+    role: str
+    content: str = ""
+
+
+class _Request(_Wire):
+    model: str = SERVED_NAME
+    stream: bool = True
+    format: str | dict[str, Any] | None = None
+    options: _Options = _Options()
+
+    def generation(self) -> dict[str, Any]:
+        """Keyword arguments of the backend's ``complete``/``chat``."""
+        opts = self.options
+        return {
+            "max_tokens": opts.num_predict or 256,
+            "temperature": opts.temperature,
+            "seed": opts.seed,
+            "json_mode": bool(self.format),
+            "stop": opts.stop or None,
+        }
+
+
+class _ChatRequest(_Request):
+    messages: list[_Turn] = []
+
+
+class _GenerateRequest(_Request):
+    prompt: str = ""
+    system: str | None = None
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
-class OllamaApiServer(ThreadingHTTPServer):
-    """An HTTP server whose handler answers Ollama API calls from ``backend``."""
-
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], backend: LlamaCppBackend, served_name: str = SERVED_NAME) -> None:
-        super().__init__(address, _Handler)
-        self.backend = backend
-        self.served_name = served_name
-
-    @property
-    def url(self) -> str:
-        """``http://host:port`` of the listening socket."""
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
-
-
-def make_server(backend: LlamaCppBackend, port: int = 11434, host: str = "127.0.0.1") -> OllamaApiServer:
-    """Bind the server (port 0 picks a free one); call ``serve_forever()`` to answer requests."""
-    return OllamaApiServer((host, port), backend)
-
-
-def _options(body: dict[str, Any]) -> dict[str, Any]:
-    opts = body.get("options") or {}
-    out: dict[str, Any] = {
-        "max_tokens": int(opts.get("num_predict") or 256),
-        "temperature": float(opts.get("temperature", 0.8)),
-        "seed": int(opts.get("seed", 0)),
-        "json_mode": bool(body.get("format")),
+async def _answer(
+    request: web.Request, body: _Request, reply: LLMReply, content: Callable[[str], dict[str, Any]]
+) -> web.StreamResponse:
+    """One JSON object, or (``stream``, Ollama's default) NDJSON: the content chunk, then the ``done`` chunk."""
+    head = {"model": body.model, "created_at": _now()}
+    tail = {
+        "done": True,
+        "done_reason": "stop",
+        "total_duration": int(reply.seconds * 1e9),
+        "load_duration": 0,
+        "prompt_eval_count": reply.prompt_tokens,
+        "prompt_eval_duration": 0,
+        "eval_count": reply.completion_tokens,
+        "eval_duration": int(reply.seconds * 1e9),
     }
-    if opts.get("stop"):
-        out["stop"] = list(opts["stop"])
-    return out
+    if not body.stream:
+        return web.json_response(head | content(reply.text) | tail)
+    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    for line in (head | content(reply.text) | {"done": False}, head | {"created_at": _now()} | content("") | tail):
+        await response.write(json.dumps(line).encode() + b"\n")
+    await response.write_eof()
+    return response
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: OllamaApiServer
-    protocol_version = "HTTP/1.1"
+def ollama_app(backend: LlamaCppBackend, served_name: str = SERVED_NAME) -> web.Application:
+    """The Ollama API over ``backend``; one worker thread per llama.cpp slot (``parallel``)."""
+    workers = Workers(backend.settings.parallel, _WAITING, "tastesim-llm")
+    app = service_app(workers)
 
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the CLI prints its own one-line banner."""
-
-    def do_GET(self) -> None:
-        if self.path == "/api/tags":
-            name = self.server.served_name
-            model = {"name": name, "model": name, "modified_at": _now(), "size": 0, "digest": "", "details": {}}
-            self._send(200, {"models": [model]})
-        elif self.path == "/api/version":
-            self._send(200, {"version": "0.6.3"})
-        elif self.path == "/":
-            self._send_text(200, "Ollama is running")
-        else:
-            self._send(404, {"error": f"no route {self.path}"})
-
-    def do_HEAD(self) -> None:
-        self._send_text(200, "")
-
-    def do_POST(self) -> None:
+    async def chat(request: web.Request) -> web.StreamResponse:
+        body = await read_body(request, _ChatRequest)
+        messages = [{"role": m.role, "content": m.content} for m in body.messages]
         try:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length) or b"{}")
-            if not isinstance(body, dict):
-                raise ValueError("body is not a JSON object")
-        except ValueError as err:
-            self._send(400, {"error": f"invalid JSON body: {err}"})
-            return
-        backend = self.server.backend
+            reply = await workers.run(backend.chat, messages, **body.generation())
+        except LLMError as err:
+            raise web.HTTPInternalServerError(text=str(err)) from err
+        return await _answer(request, body, reply, lambda text: {"message": {"role": "assistant", "content": text}})
+
+    async def generate(request: web.Request) -> web.StreamResponse:
+        body = await read_body(request, _GenerateRequest)
         try:
-            if self.path == "/api/chat":
-                messages = [{"role": m["role"], "content": m.get("content", "")} for m in body.get("messages", [])]
-                reply = backend.chat(messages, **_options(body))
-                self._answer(body, reply, lambda text: {"message": {"role": "assistant", "content": text}})
-            elif self.path == "/api/generate":
-                prompt = body.get("prompt", "")
-                reply = backend.complete(prompt, system=body.get("system") or None, **_options(body))
-                self._answer(body, reply, lambda text: {"response": text})
-            else:
-                self._send(404, {"error": f"no route {self.path}"})
-        except (LLMError, KeyError, TypeError) as err:
-            self._send(500, {"error": str(err)})
+            reply = await workers.run(backend.complete, body.prompt, system=body.system or None, **body.generation())
+        except LLMError as err:
+            raise web.HTTPInternalServerError(text=str(err)) from err
+        return await _answer(request, body, reply, lambda text: {"response": text})
 
-    def _answer(self, body: dict[str, Any], reply: LLMReply, content: Any) -> None:
-        head = {"model": body.get("model", self.server.served_name), "created_at": _now()}
-        tail = {
-            "done": True,
-            "done_reason": "stop",
-            "total_duration": int(reply.seconds * 1e9),
-            "load_duration": 0,
-            "prompt_eval_count": reply.prompt_tokens,
-            "prompt_eval_duration": 0,
-            "eval_count": reply.completion_tokens,
-            "eval_duration": int(reply.seconds * 1e9),
-        }
-        if body.get("stream", True):
-            lines = [head | content(reply.text) | {"done": False}, head | {"created_at": _now()} | content("") | tail]
-            self._send_lines(lines)
-        else:
-            self._send(200, head | content(reply.text) | tail)
+    async def tags(_: web.Request) -> web.Response:
+        model = {"name": served_name, "model": served_name, "modified_at": _now(), "size": 0, "digest": ""}
+        return web.json_response({"models": [model | {"details": {}}]})
 
-    def _send(self, status: int, payload: dict[str, Any]) -> None:
-        self._write(status, "application/json; charset=utf-8", json.dumps(payload).encode())
+    async def version(_: web.Request) -> web.Response:
+        return web.json_response({"version": "0.6.3"})
 
-    def _send_text(self, status: int, text: str) -> None:
-        self._write(status, "text/plain; charset=utf-8", text.encode())
+    async def root(_: web.Request) -> web.Response:
+        return web.Response(text="Ollama is running")
 
-    def _send_lines(self, lines: list[dict[str, Any]]) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-ndjson")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        for line in lines:
-            data = json.dumps(line).encode() + b"\n"
-            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-            self.wfile.flush()
-        self.wfile.write(b"0\r\n\r\n")
+    app.router.add_post("/api/chat", chat)
+    app.router.add_post("/api/generate", generate)
+    app.router.add_get("/api/tags", tags)
+    app.router.add_get("/api/version", version)
+    app.router.add_get("/", root)
+    return app
 
-    def _write(self, status: int, kind: str, data: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+
+def ollama_server(backend: LlamaCppBackend, host: str = DEFAULT_HOST, port: int = 11434) -> AppServer:
+    """The Ollama API over ``backend``, bound to ``host:port`` (port 0 picks a free one); not serving yet.
+
+    Raises:
+        OSError: When the address cannot be bound.
+    """
+    return AppServer(ollama_app(backend), host, port)

@@ -28,29 +28,39 @@ import pandas as pd
 from tastesim.conversation.metrics import stress_report, turn_table
 from tastesim.conversation.recall import choose_interest, fill_store, recall_from_store, strongest_likes
 from tastesim.conversation.session import Plan, SessionResult, Stage, hold_session
-from tastesim.conversation.writers import STYLES, CachedWriter, LLMWriter, QueryWriter, TemplateWriter
+from tastesim.conversation.writers import STYLES, LLMWriter, QueryWriter, TemplateWriter
 from tastesim.crs.http import HttpCRS
 from tastesim.memory.store import MemoryStore
 from tastesim.memory.writer import RecordFactory
+from tastesim.paths import default_cache_dir
 from tastesim.rng import RandomTree, Stream
 from tastesim.runs.outcome import Progress, RunError, RunResult, quiet
-from tastesim.scenario import ConversationConfig, Scenario
+from tastesim.scenario import ConversationConfig, LlamaCppSettings, Scenario
 from tastesim.world.build import Parts, build_parts, load_scenario_dataset, profiles_for, scenario_decider, store_spec
 
 __all__ = ["make_writer", "plan_sessions", "run_conversations"]
 
 _CRS_START_S = 600  # the built-in CRS may embed the whole catalog on its first start
 
-def make_writer(cfg: ConversationConfig, seed: int) -> CachedWriter:
-    """The scenario's writer (template, or an LLM backend) behind the cache."""
-    inner: QueryWriter
-    if cfg.writer == "template":
-        inner = TemplateWriter(seed)
-    else:
-        from tastesim.llm.backend import make_backend
 
-        inner = LLMWriter(make_backend(cfg.llm, **cfg.llm_options), name=f"llm:{cfg.llm}", seed=seed)
-    return CachedWriter(inner)
+def make_writer(scenario: Scenario) -> QueryWriter:
+    """The scenario's writer: the template writer, or the LLM writer through the run's reply cache.
+
+    The cache is ``llm-replies.sqlite`` in the scenario's cache folder (where the embedded model's copy
+    is kept too, unless ``llm_options`` names another).
+    """
+    cfg = scenario.conversation
+    assert cfg is not None
+    if cfg.writer == "template":
+        return TemplateWriter(scenario.seed)
+    from tastesim.llm.backend import make_backend
+    from tastesim.llm.cache import ReplyCache
+
+    cache_dir = scenario.cache_dir or default_cache_dir()
+    settings = cfg.llm_settings
+    if isinstance(settings, LlamaCppSettings) and settings.cache_dir is None:
+        settings = settings.model_copy(update={"cache_dir": cache_dir})
+    return LLMWriter(make_backend(settings), ReplyCache(cache_dir / "llm-replies.sqlite"), seed=scenario.seed)
 
 
 def _liked_holdout(parts: Parts, like_threshold: float) -> list[np.ndarray]:
@@ -169,7 +179,7 @@ async def _hold_all(
     plans: list[Plan],
     stage: Stage,
     crs: HttpCRS,
-    writer: CachedWriter,
+    writer: QueryWriter,
     *,
     finished: Callable[[SessionResult], None],
     cfg: ConversationConfig,
@@ -207,7 +217,7 @@ def run_conversations(scenario: Scenario, out: Path, progress: Progress = quiet)
     parts = build_parts(scenario, dataset, profiles)
     titles = [str(t) for t in dataset.items["title"]]
     plans = plan_sessions(scenario, parts, titles, _store(scenario, parts, out, progress))
-    writer = make_writer(cfg, scenario.seed)
+    writer = make_writer(scenario)
     tree = RandomTree(scenario.seed)
     decider = scenario_decider(scenario, parts, progress)
     stage = Stage(parts.catalog, parts.memory, decider, titles, tree, cfg.turns, cfg.k)
@@ -243,7 +253,7 @@ def run_conversations(scenario: Scenario, out: Path, progress: Progress = quiet)
         wall_s=wall,
         writer_requests=writer.requests,
         writer_calls=writer.calls,
-        writer_fallbacks=writer.inner.fallbacks,
+        writer_fallbacks=writer.fallbacks,
     )
     report["crs"] = {"url": cfg.crs_url or "built-in baseline", "mode": cfg.crs_mode}
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
