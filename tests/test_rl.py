@@ -17,9 +17,10 @@ from tastesim.gym.vector import TasteVectorEnv
 from tastesim.runs.rl import EvalRequest, TrainRequest, evaluate_policies, train_policy
 
 ENV = EnvConfig(episode_steps=10)
-# Seeds 0, 1 and 2 all beat random on unseen users (reward per step +0.09, +0.12, +0.04 over random); the
-# test trains seed 1 (deterministic: one torch thread, seeded environment and algorithm).
-MARGIN = 0.03
+# Seeds 0, 1 and 2 all beat random on unseen users (reward per step +0.17, +0.21, +0.09 over random, like
+# ratio 0.12, 0.18, 0.06 against 0.04); the test trains seed 1 (deterministic: one torch thread, seeded
+# environment and algorithm).
+MARGIN = 0.05
 
 
 @pytest.fixture(scope="module")

@@ -33,9 +33,11 @@ ALGORITHMS = ("dqn", "ppo", "a2c", "trpo")
 Algorithm = Literal["dqn", "ppo", "a2c", "trpo"]
 _CURVE_EVERY = 2_000  # timesteps between learning-curve points
 
-# Settings per algorithm for this environment (Stable-Baselines3 defaults otherwise): a 256x256 MLP, and
+# Settings per algorithm for this environment (Stable-Baselines3 defaults otherwise): a 256x256 MLP, a
+# discount of 0.9 (a recommender values the next few interactions; episodes last 20 steps at most), and
 # enough updates per collected step that a 1,682-item action space is learned within ~10^5 steps.
 _NET = {"net_arch": [256, 256]}
+_GAMMA = 0.9
 _SETTINGS: dict[str, dict[str, Any]] = {
     "dqn": {
         "learning_rate": 5e-4,
@@ -126,7 +128,9 @@ def train_policy(
     env = VecMonitor(sb3_vec_env(TasteVectorEnv(request.envs, resolved, request.env)))
     env.seed(request.seed)
     cls = _algorithm(request.algo)
-    model = cls("MlpPolicy", env, seed=request.seed, device="cpu", policy_kwargs=_NET, **_SETTINGS[request.algo])
+    model = cls(
+        "MlpPolicy", env, seed=request.seed, device="cpu", gamma=_GAMMA, policy_kwargs=_NET, **_SETTINGS[request.algo]
+    )
     callback = _curve_callback(request.timesteps, progress, f"training {request.algo}")
     started = time.perf_counter()
     with one_thread():  # a small MLP: a second torch thread only spin-waits (see one_thread)
