@@ -2,7 +2,7 @@
 
 Folder layout: ``scenario.yaml`` (resolved), ``profiles.jsonl``, ``memory/`` (Chroma), ``checkpoint.npz``,
 ``parts/step-NNNNNN.parquet`` (interactions per step), and at the end ``metrics.parquet``,
-``interactions.parquet``, ``summary.json`` and ``plots/*.png``.
+``interactions.parquet``, ``summary.json`` and ``plots/*.png`` (``memory-error.txt`` if a memory writer failed).
 
 Crash safety: every ``checkpoint_every`` steps the memory writes are flushed, then the model state and the
 metrics so far are written atomically. Resuming loads the last checkpoint, drops interaction parts and
