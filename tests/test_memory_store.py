@@ -8,6 +8,8 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -164,6 +166,50 @@ def test_leaving_the_block_on_an_error_aborts_and_keeps_what_was_flushed(tmp_pat
     store = open_store(spec.path, COLLECTION)
     assert {f"a{a}-r{r}-L" for a in range(10) for r in range(4)} <= set(store.ids())
     assert store.count() < 100_000
+
+
+_ORPHANING = """
+import multiprocessing, os, signal, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from memory_samples import factory, many
+from tastesim.memory.store import StoreSpec
+from tastesim.memory.writer import MemoryWriter
+
+writer = MemoryWriter(StoreSpec(Path(sys.argv[1]), "orphans", shards=2), factory())
+writer.ready()
+writer.add(many(20_000))  # queued, not yet written, when the run dies
+print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+@pytest.mark.timeout(60)
+def test_writers_exit_when_the_run_is_killed(tmp_path: Path) -> None:
+    # A writer outliving its run would go on writing into a store that the resumed run is reconciling.
+    log, errors = tmp_path / "out.txt", tmp_path / "err.txt"
+    with open(log, "w") as out, open(errors, "w") as err:  # files, not pipes: the writers' exit is not waited on
+        args = [sys.executable, "-c", _ORPHANING, str(tmp_path / "memory"), str(Path(__file__).parent)]
+        result = subprocess.run(args, stdout=out, stderr=err, timeout=50, check=False)
+    assert result.returncode == -signal.SIGKILL, errors.read_text()[-2000:]
+    pids = [int(pid) for pid in log.read_text().split()]
+    assert len(pids) == 2
+    deadline = time.monotonic() + 10
+    try:
+        while any(_running(pid) for pid in pids):
+            assert time.monotonic() < deadline, "the writers outlived their run"
+            time.sleep(0.05)
+    finally:
+        for pid in filter(_running, pids):
+            os.kill(pid, signal.SIGKILL)
+    assert open_store(tmp_path / "memory" / "shard-0", "orphans-shard-0").count() < 40_000
 
 
 def test_add_inserts_new_ids_and_overwrites_known_ones(store: MemoryStore) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import os
 import signal
 import subprocess
@@ -24,6 +25,7 @@ from tastesim.runs.simulate import run_simulation
 from tastesim.scenario import load_scenario
 from tastesim.world.build import store_spec
 from tastesim.world.metrics import METRICS
+from tastesim.world.model import TasteModel
 
 
 @pytest.fixture(scope="session")
@@ -249,6 +251,27 @@ def test_a_run_on_a_chroma_server_writes_recalls_and_resumes_after_kill_minus_ni
         _resume(out)
         _assert_same_run(out, reference)
         assert_store_holds_every_working_memory(out)
+
+
+@pytest.mark.slow
+def test_a_step_that_fails_stops_the_writers_and_the_folder_resumes(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    step = TasteModel.step
+
+    def interrupted(model: TasteModel) -> None:
+        if model.steps == 3:
+            raise KeyboardInterrupt  # Ctrl-C in the middle of the run, after the checkpoint at step 2
+        step(model)
+
+    monkeypatch.setattr(TasteModel, "step", interrupted)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run_simulation(load_scenario(write_scenario(tmp_path / "cfg", cache_dir)), out)
+    assert not [p for p in mp.active_children() if p.name.startswith("memory-writer-")]
+    monkeypatch.undo()
+    run_simulation(None, out, resume=True)
+    _assert_same_run(out, run_small(tmp_path, cache_dir, name="reference"))
 
 
 def _writer_processes(pid: int) -> list[int]:

@@ -6,30 +6,26 @@ while the run goes on. Embedded Chroma writes on about one core (~1-2k records/s
 store gets one process per shard and a second core writes in parallel (``bench/chroma_write_cost.py``).
 
 The simulation sends typed commands (``tastesim.memory.protocol``) down a queue and returns at once; each
-process turns its agents' rows into records (:class:`RecordFactory`) and writes them in batches.
+process (``tastesim.memory.writer_process``) turns its agents' rows into records and writes them in batches.
 ``flush`` waits until everything sent so far is applied and reports the counters. A failure in a
 process, or a process that dies, is raised as :class:`MemoryWriterError` by the next ``ready``, ``flush``
 or ``close``, never waited on: replies come back on a pipe watched together with the process's sentinel.
+The processes are always stopped (``close``, or ``abort`` when the run fails), and a process whose run
+is gone exits at once.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
-import queue
 import signal
 import time
-import traceback
-from collections.abc import Callable, Iterator
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import wait
 from types import TracebackType
-from typing import Any, TypeVar
 
 import numpy as np
 
 from tastesim.memory.protocol import (
     Add,
-    Change,
-    Command,
     Failure,
     Flush,
     MemoryWriterError,
@@ -41,97 +37,13 @@ from tastesim.memory.protocol import (
     WriterStats,
 )
 from tastesim.memory.records import RecordFactory
-from tastesim.memory.store import MemoryStore, StoreSpec, open_store, shard_of
+from tastesim.memory.store import StoreSpec, shard_of
+from tastesim.memory.writer_process import serve
 
 __all__ = ["MemoryWriter"]
 
-_BATCH = 5000
 _STOP_GRACE_S = 60.0  # a clean stop: the process answers Stop once its queue is applied
 _ABORT_GRACE_S = 10.0  # an abort: the process skips what is queued, so only the batch in hand delays it
-
-T = TypeVar("T")
-
-
-class _ShardWriter:
-    """One process's store and counters; after the first failure every change is skipped."""
-
-    def __init__(self, spec: StoreSpec, factory: RecordFactory) -> None:
-        self.spec = spec
-        self.factory = factory
-        self.store: MemoryStore | None = None
-        self.known: set[str] | None = None  # ids in the store, read on the first add (a resumed run has some)
-        self.added = self.updated = 0
-        self.busy = 0.0
-        self.failure: Failure | None = None
-
-    def open(self) -> Reply:
-        """Open the store; the reply says whether that worked."""
-        self._guard("opening the store", self._open)
-        return self.reply()
-
-    def reply(self) -> Reply:
-        """The counters (and the failure, if any) as they stand."""
-        count = self._guard("counting the records", lambda: self._store().count())
-        return Reply(WriterStats(self.added, self.updated, self.busy, count or 0), self.failure)
-
-    def apply(self, change: Change) -> None:
-        """Apply one change to the store."""
-        started = time.perf_counter()
-        self._guard(change.task(), lambda: self._apply(change))
-        self.busy += time.perf_counter() - started
-
-    def _apply(self, change: Change) -> None:
-        store = self._store()
-        match change:
-            case Add(cols=cols):
-                self.known = set(store.ids()) if self.known is None else self.known
-                for part in _batches(cols):
-                    self.factory.add(store, part, self.known)
-                self.added += len(cols["agent"])
-            case Update(cols=cols):
-                for part in _batches(cols):
-                    self.factory.update(store, part)
-                self.updated += len(cols["agent"])
-            case Reset():
-                store.drop()
-                self._open()
-                self.known = set()
-            case Reconcile(step=step, cols=cols):
-                self.factory.reconcile(store, step, cols)
-                self.known = None
-
-    def _open(self) -> None:
-        self.store = open_store(self.spec.path, self.spec.collection, self.spec.server)  # one shard's spec
-
-    def _store(self) -> MemoryStore:
-        assert self.store is not None, "the store is opened before any command"
-        return self.store
-
-    def _guard(self, task: str, work: Callable[[], T]) -> T | None:
-        """Run ``work`` unless a failure happened; keep the first failure, with its traceback, to report."""
-        if self.failure is not None:
-            return None
-        try:
-            return work()
-        except Exception as err:  # any error: the process stays up to report it with its traceback
-            error = " ".join(f"{type(err).__name__}: {err}".split())
-            self.failure = Failure(f"{task} failed: {error}", traceback.format_exc())
-            return None
-
-
-def _batches(cols: dict[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
-    for lo in range(0, len(cols["agent"]), _BATCH):
-        yield {k: v[lo : lo + _BATCH] for k, v in cols.items()}
-
-
-def _next(inbox: Any, parent: Any) -> Command | None:
-    """The next command, or ``None`` once the run's process is gone (its queued commands are dropped)."""
-    while parent.is_alive():
-        try:
-            return inbox.get(timeout=1.0)
-        except queue.Empty:
-            continue
-    return None
 
 
 def _ending(code: int | None) -> str:
@@ -140,21 +52,6 @@ def _ending(code: int | None) -> str:
         return f"exit code {code}"
     names = {int(s): s.name for s in signal.Signals}
     return f"killed by {names.get(-code, f'signal {-code}')}"
-
-
-def _serve(spec: StoreSpec, factory: RecordFactory, inbox: Any, replies: Connection, abort: Any) -> None:
-    """Body of a writer process: open the store and say so, then apply commands until Stop."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the run stops its writers
-    writer = _ShardWriter(spec, factory)
-    replies.send(writer.open())
-    parent = mp.parent_process()
-    while (command := _next(inbox, parent)) is not None:
-        if isinstance(command, Flush | Stop):
-            replies.send(writer.reply())
-            if isinstance(command, Stop):
-                return
-        elif not abort.is_set():
-            writer.apply(command)
 
 
 class MemoryWriter:
@@ -173,7 +70,7 @@ class MemoryWriter:
         self._replies = [reader for reader, _ in pipes]
         self._processes = [
             ctx.Process(
-                target=_serve,
+                target=serve,
                 args=(part, factory, inbox, sender, self._abort),
                 name=f"memory-writer-{k}",
                 daemon=True,
@@ -201,15 +98,11 @@ class MemoryWriter:
 
     def add(self, cols: dict[str, np.ndarray]) -> None:
         """Send new records (columns agent, reason, polarity, item, created, strength, last)."""
-        for inbox, part in zip(self._inboxes, self._split(cols), strict=True):
-            if len(part["agent"]):
-                inbox.put(Add(part))
+        self._send(Add, cols)
 
     def update(self, cols: dict[str, np.ndarray]) -> None:
         """Send strength updates (columns agent, reason, polarity, strength, last)."""
-        for inbox, part in zip(self._inboxes, self._split(cols), strict=True):
-            if len(part["agent"]):
-                inbox.put(Update(part))
+        self._send(Update, cols)
 
     def reset(self) -> None:
         """Empty the store (a run that never checkpointed starts over)."""
@@ -261,6 +154,11 @@ class MemoryWriter:
         for inbox in self._inboxes:
             inbox.put(Stop())
         self._shutdown()
+
+    def _send(self, command: type[Add | Update], cols: dict[str, np.ndarray]) -> None:
+        for inbox, part in zip(self._inboxes, self._split(cols), strict=True):
+            if len(part["agent"]):
+                inbox.put(command(part))
 
     def _split(self, cols: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
         if len(self._inboxes) == 1:
