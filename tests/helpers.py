@@ -5,6 +5,7 @@ never a skip: only a missing Ollama may skip)."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from tastesim.rng import KeyedDraws, RowDraws
 
 __all__ = [
     "CLI",
+    "chroma_server",
     "draws",
     "free_port",
     "refused_url",
@@ -113,3 +115,21 @@ def serve_in_thread(server: object) -> Iterator[object]:
         server.shutdown()  # type: ignore[attr-defined]
         server.server_close()  # type: ignore[attr-defined]
         thread.join(timeout=10)
+
+
+@contextmanager
+def chroma_server(folder: Path, *, timeout_s: float = 60.0) -> Iterator[str]:
+    """A real ``chroma run`` on a free loopback port, its data and log in ``folder``; yields its URL.
+
+    Skips only when chromadb's ``chroma`` executable is missing; a server that does not start fails.
+    """
+    exe = Path(sys.executable).with_name("chroma")
+    found = str(exe) if exe.exists() else shutil.which("chroma")
+    if found is None:
+        pytest.skip("the `chroma` executable (chromadb's CLI) is not installed")
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [found, "run", "--path", str(folder / "data"), "--port", str(port), "--host", "127.0.0.1"]
+    with started_process(args, f"{url}/api/v2/heartbeat", log=folder / "chroma.log", timeout_s=timeout_s):
+        yield url

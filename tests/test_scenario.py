@@ -123,7 +123,13 @@ def test_overrides(scenario_dir: Path) -> None:
         ("steps: 0\n", "steps", "greater than 0"),
         ("recommender:\n  name: bpr\n", "recommender.name", "'itemknn', 'diverse', 'mf' or 'http'"),
         ("decision:\n  tie_like: 1.5\n", "decision.tie_like", "less than or equal to 1"),
-        ("name: has spaces\n", "name", "pattern"),
+        ("name: has spaces\n", "name", "cannot name a run"),
+        ('name: ".."\n', "name", "cannot name a run"),
+        ("name: .hidden\n", "name", "starting and ending with a letter or digit"),
+        ("name: run-\n", "name", "starting and ending with a letter or digit"),
+        ("name: a..b\n", "name", "never '..'"),
+        (f"name: {'x' * 65}\n", "name", "1-64 letters"),
+        ("arms:\n  - name: ..\n    recommender: {name: random}\n", "arms.0.name", "cannot name a run"),
         ("dataset:\n  name: ml-1b\n", "dataset", "built-in"),
         ("memory:\n  server: localhost:8000\n", "memory.server", "pattern"),
     ],
@@ -132,6 +138,11 @@ def test_bad_field_is_named(tmp_path: Path, text: str, field: str, hint: str) ->
     message = _error(_write(tmp_path, text))
     assert f": {field}: " in message
     assert hint in message
+
+
+@pytest.mark.parametrize("name", ["a", "run_1", "quick.start-2", "1.2.3.4", "x" * 64])
+def test_names_that_make_valid_folders_and_collections(tmp_path: Path, name: str) -> None:
+    assert load_scenario(_write(tmp_path, f"name: {name}\n")).name == name
 
 
 def test_missing_dataset_path(tmp_path: Path) -> None:

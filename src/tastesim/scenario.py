@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from tastesim.data import BUILTIN_DATASETS
 
@@ -24,6 +34,22 @@ __all__ = [
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62}[A-Za-z0-9])?")
+
+
+def _run_name(name: str) -> str:
+    """A name that is safe as a folder name and as the stem of Chroma collections (``tastesim-NAME-shard-K``)."""
+    if not _NAME.fullmatch(name) or ".." in name:
+        raise ValueError(
+            f"{name!r} cannot name a run: use 1-64 letters, digits, '.', '_' or '-', starting and ending with a "
+            "letter or digit, never '..' (it names the output folder and the Chroma collection)"
+        )
+    return name
+
+
+RunName = Annotated[str, AfterValidator(_run_name)]
 
 
 class DatasetConfig(_Section):
@@ -314,14 +340,14 @@ Shock = Annotated[LaunchShock | TrendShock | SwitchShock | JoinShock | PerturbSh
 class ArmConfig(_Section):
     """One arm of a comparison: the same population and seed facing another recommender."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    name: RunName = Field(description="names the arm's folder and its store")
     recommender: RecommenderConfig
 
 
 class Scenario(_Section):
     """A whole simulation run."""
 
-    name: str = Field("run", pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    name: RunName = Field("run", description="names the output folder and the Chroma collection")
     seed: int = Field(0, ge=0)
     steps: int = Field(20, gt=0, le=100_000)
     dataset: DatasetConfig = DatasetConfig(name="ml-100k")

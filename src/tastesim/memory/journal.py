@@ -7,17 +7,25 @@ checkpoints but costs one write).
 
 from __future__ import annotations
 
+from types import TracebackType
+
 import numpy as np
 
+from tastesim.memory.protocol import WriterStats
+from tastesim.memory.records import RecordFactory
 from tastesim.memory.store import StoreSpec
 from tastesim.memory.working import WorkingMemory
-from tastesim.memory.writer import MemoryWriter, RecordFactory, WriterStats
+from tastesim.memory.writer import MemoryWriter
 
 __all__ = ["MemoryJournal"]
 
 
 class MemoryJournal:
-    """Translates working-memory slot changes into writer messages."""
+    """Translates working-memory slot changes into writer messages.
+
+    A context manager: leaving the block closes the journal, or aborts its writer when the block raised
+    (see :class:`MemoryWriter`).
+    """
 
     def __init__(self, spec: StoreSpec, memory: WorkingMemory, factory: RecordFactory) -> None:
         self.memory = memory
@@ -66,6 +74,19 @@ class MemoryJournal:
         return self.writer.flush()
 
     def close(self) -> WriterStats:
-        """Sync and stop the writer process."""
-        self.sync()
-        return self.writer.close()
+        """Sync and stop the writer processes (closing twice is harmless; a failed sync aborts them)."""
+        if not self.writer.closed:
+            with self.writer:
+                self.sync()
+        return self.writer.stats
+
+    def __enter__(self) -> MemoryJournal:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.writer.abort()

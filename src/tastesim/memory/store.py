@@ -222,6 +222,10 @@ class StoreSpec:
             for k in range(self.shards)
         ]
 
+    def where(self) -> str:
+        """Where the store lives, for messages: ``collection NAME in PATH`` or ``collection NAME on URL``."""
+        return f"collection {self.collection} " + (f"on {self.server}" if self.server else f"in {self.path}")
+
     def open(self) -> MemoryStore | ShardedStore:
         """Open the store (a :class:`ShardedStore` view when sharded)."""
         if self.shards == 1:

@@ -4,210 +4,161 @@ Chroma's client validates every record in Python, so a writer *thread* would hol
 simulation. A writer is therefore a separate process that owns its store (or its shard of the store)
 while the run goes on. Embedded Chroma writes on about one core (~1-2k records/s here), so a sharded
 store gets one process per shard and a second core writes in parallel (``bench/chroma_write_cost.py``).
-The simulation sends compact columns (agent, slot values) and returns at once; each process turns its
-agents' rows into records (id, text, embedding, metadata) and writes them in batches. ``flush`` waits
-until everything sent so far is applied and reports the counters; an error in a process is raised there.
+
+The simulation sends typed commands (``tastesim.memory.protocol``) down a queue and returns at once; each
+process (``tastesim.memory.writer_process``) turns its agents' rows into records and writes them in batches.
+``flush`` waits until everything sent so far is applied and reports the counters. A failure in a
+process, or a process that dies, is raised as :class:`MemoryWriterError` by the next ``ready``, ``flush``
+or ``close``, never waited on: replies come back on a pipe watched together with the process's sentinel.
+The processes are always stopped (``close``, or ``abort`` when the run fails), and a process whose run
+is gone exits at once.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import signal
 import time
-from dataclasses import dataclass
-from typing import Any
+from multiprocessing.connection import wait
+from types import TracebackType
 
 import numpy as np
 
-from tastesim.memory.store import MemoryStore, StoreSpec, record_id, shard_of
+from tastesim.memory.protocol import (
+    Add,
+    Failure,
+    Flush,
+    MemoryWriterError,
+    Reconcile,
+    Reply,
+    Reset,
+    Stop,
+    Update,
+    WriterStats,
+)
+from tastesim.memory.records import RecordFactory
+from tastesim.memory.store import StoreSpec, shard_of
+from tastesim.memory.writer_process import serve
 
-__all__ = ["MemoryWriter", "RecordFactory", "WriterStats"]
+__all__ = ["MemoryWriter"]
 
-_BATCH = 5000
-
-
-@dataclass(frozen=True)
-class WriterStats:
-    """Counters of the writer process."""
-
-    records_added: int = 0
-    records_updated: int = 0
-    seconds_writing: float = 0.0
-    records_in_store: int = 0
-
-    @staticmethod
-    def combined(shards: list[WriterStats]) -> WriterStats:
-        """Counters of shards written in parallel: sums, and the longest shard's writing time."""
-        return WriterStats(
-            sum(s.records_added for s in shards),
-            sum(s.records_updated for s in shards),
-            max(s.seconds_writing for s in shards),
-            sum(s.records_in_store for s in shards),
-        )
+_STOP_GRACE_S = 60.0  # a clean stop: the process answers Stop once its queue is applied
+_ABORT_GRACE_S = 10.0  # an abort: the process skips what is queued, so only the batch in hand delays it
 
 
-@dataclass(frozen=True)
-class RecordFactory:
-    """Turns slot columns into store records (runs inside the writer process)."""
-
-    reason_texts: list[str]
-    reason_vectors: np.ndarray
-    item_ids: list[str]
-    item_categories: list[str]
-
-    def ids(self, cols: dict[str, np.ndarray]) -> list[str]:
-        """Record ids of the rows."""
-        return [
-            record_id(int(a), int(r), int(p))
-            for a, r, p in zip(cols["agent"], cols["reason"], cols["polarity"], strict=True)
-        ]
-
-    def add(self, store: MemoryStore, cols: dict[str, np.ndarray], known: set[str]) -> None:
-        """Insert one record per row: plain inserts for new ids, upserts for ids in ``known`` (updated)."""
-        ids = self.ids(cols)
-        seen = np.array([i in known for i in ids], dtype=bool)
-        if seen.any():
-            self._write(store, {k: v[seen] for k, v in cols.items()}, overwrite=True)
-        if (~seen).any():
-            self._write(store, {k: v[~seen] for k, v in cols.items()}, overwrite=False)
-        known.update(ids)
-
-    def _write(self, store: MemoryStore, cols: dict[str, np.ndarray], overwrite: bool) -> None:
-        reasons = cols["reason"]
-        metadatas = [
-            {
-                "agent_id": int(a),
-                "item_id": self.item_ids[i],
-                "polarity": "like" if p > 0 else "dislike",
-                "category": self.item_categories[i],
-                "step": int(c),
-                "strength": float(s),
-                "last_step": int(t),
-            }
-            for a, i, p, c, s, t in zip(
-                cols["agent"],
-                cols["item"],
-                cols["polarity"],
-                cols["created"],
-                cols["strength"],
-                cols["last"],
-                strict=True,
-            )
-        ]
-        store.add(
-            self.ids(cols), self.reason_vectors[reasons], [self.reason_texts[r] for r in reasons], metadatas, overwrite
-        )
-
-    def update(self, store: MemoryStore, cols: dict[str, np.ndarray]) -> None:
-        """Update strength and last step of existing records."""
-        metas = [
-            {"strength": float(s), "last_step": int(t)} for s, t in zip(cols["strength"], cols["last"], strict=True)
-        ]
-        store.update(self.ids(cols), metas)
-
-    def reconcile(self, store: MemoryStore, step: int, cols: dict[str, np.ndarray]) -> None:
-        """Make the store match a checkpoint taken at ``step`` whose working memory is ``cols``.
-
-        Records created after the checkpoint are deleted; records strengthened after it get the
-        checkpoint's values back (those no longer in working memory keep their latest strength).
-        """
-        store.delete_after(step)
-        touched = set(store.ids_touched_after(step))
-        if touched:
-            keep = np.array([rid in touched for rid in self.ids(cols)], dtype=bool)
-            if keep.any():
-                self.update(store, {k: v[keep] for k, v in cols.items()})
-
-
-def _serve(spec: StoreSpec, factory: RecordFactory, inbox: Any, outbox: Any) -> None:
-    store = spec.open()
-    known: set[str] | None = None  # ids in the store, read on the first add (a resumed run has some)
-    added = updated = 0
-    busy = 0.0
-    error: str | None = None
-    while True:
-        kind, payload = inbox.get()
-        if kind in ("stop", "flush"):
-            outbox.put((kind, WriterStats(added, updated, busy, store.count()), error))
-            if kind == "stop":
-                return
-            continue
-        if error is not None:
-            continue
-        started = time.perf_counter()
-        try:
-            if kind == "reset":
-                store.drop()
-                store = spec.open()
-                known = set()
-                continue
-            if kind == "reconcile":
-                factory.reconcile(store, payload.pop("step"), payload)
-                known = None
-                continue
-            n = len(payload["agent"])
-            for lo in range(0, n, _BATCH):
-                part = {k: v[lo : lo + _BATCH] for k, v in payload.items()}
-                if kind == "add":
-                    known = set(store.ids()) if known is None else known
-                    factory.add(store, part, known)
-                else:
-                    factory.update(store, part)
-            if kind == "add":
-                added += n
-            else:
-                updated += n
-        except Exception as err:
-            error = f"{type(err).__name__}: {err}"
-        busy += time.perf_counter() - started
+def _ending(code: int | None) -> str:
+    """How a process ended, from its exit code (negative: the signal that killed it)."""
+    if code is None or code >= 0:
+        return f"exit code {code}"
+    names = {int(s): s.name for s in signal.Signals}
+    return f"killed by {names.get(-code, f'signal {-code}')}"
 
 
 class MemoryWriter:
-    """Client side of the writer processes, one per shard of ``spec``; rows go to their agent's shard."""
+    """Client side of the writer processes, one per shard of ``spec``; rows go to their agent's shard.
+
+    A context manager: leaving the block closes the writer (everything sent is applied) or, when the block
+    raised, aborts it (queued commands are dropped; what an earlier ``flush`` confirmed stays in the store).
+    """
 
     def __init__(self, spec: StoreSpec, factory: RecordFactory) -> None:
         ctx = mp.get_context("spawn")
-        self._inboxes = [ctx.Queue() for _ in range(spec.shards)]
-        self._outboxes = [ctx.Queue() for _ in range(spec.shards)]
+        self._parts = spec.parts()
+        self._abort = ctx.Event()
+        self._inboxes = [ctx.Queue() for _ in self._parts]
+        pipes = [ctx.Pipe(duplex=False) for _ in self._parts]
+        self._replies = [reader for reader, _ in pipes]
         self._processes = [
-            ctx.Process(target=_serve, args=(part, factory, inbox, outbox), daemon=True)
-            for part, inbox, outbox in zip(spec.parts(), self._inboxes, self._outboxes, strict=True)
+            ctx.Process(
+                target=serve,
+                args=(part, factory, inbox, sender, self._abort),
+                name=f"memory-writer-{k}",
+                daemon=True,
+            )
+            for k, (part, inbox, (_, sender)) in enumerate(zip(self._parts, self._inboxes, pipes, strict=True))
         ]
         for process in self._processes:
             process.start()
+        for _, sender in pipes:
+            sender.close()  # only the process holds its sending end now
+        self._opened = [False] * len(self._parts)
         self.stats = WriterStats()
-        self._open = True
+        self.closed = False
+
+    def __enter__(self) -> MemoryWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
 
     def add(self, cols: dict[str, np.ndarray]) -> None:
         """Send new records (columns agent, reason, polarity, item, created, strength, last)."""
-        self._send("add", cols)
+        self._send(Add, cols)
 
     def update(self, cols: dict[str, np.ndarray]) -> None:
         """Send strength updates (columns agent, reason, polarity, strength, last)."""
-        self._send("update", cols)
+        self._send(Update, cols)
 
     def reset(self) -> None:
         """Empty the store (a run that never checkpointed starts over)."""
         for inbox in self._inboxes:
-            inbox.put(("reset", None))
+            inbox.put(Reset())
 
     def reconcile(self, step: int, cols: dict[str, np.ndarray]) -> None:
         """Bring the store back to a checkpoint (see :meth:`RecordFactory.reconcile`)."""
         for inbox, part in zip(self._inboxes, self._split(cols), strict=True):
-            inbox.put(("reconcile", {"step": step, **part}))
+            inbox.put(Reconcile(step, part))
+
+    def ready(self) -> None:
+        """Wait until every process has opened its store.
+
+        Raises:
+            MemoryWriterError: A process could not open its store, or died.
+        """
+        self._check(self._openings())
 
     def flush(self) -> WriterStats:
-        """Wait until everything sent is written; raise if a process failed."""
-        return self._roundtrip("flush")
+        """Wait until everything sent is written.
+
+        Raises:
+            MemoryWriterError: A process failed (the failure sticks: later commands are not applied) or died.
+        """
+        return self._roundtrip(Flush())
 
     def close(self) -> WriterStats:
-        """Flush and stop the processes."""
-        if not self._open:
+        """Apply everything sent, then stop the processes (closing twice is harmless).
+
+        Raises:
+            MemoryWriterError: As :meth:`flush`; the processes are stopped all the same.
+        """
+        if self.closed:
             return self.stats
-        stats = self._roundtrip("stop")
-        for process in self._processes:
-            process.join(timeout=60)
-        self._open = False
-        return stats
+        try:
+            return self._roundtrip(Stop())
+        except MemoryWriterError:
+            self._abort.set()  # the others need not apply what is queued: the run resumes from a checkpoint
+            raise
+        finally:
+            self._shutdown()
+
+    def abort(self) -> None:
+        """Stop the processes without applying what is still queued (the run failed; it resumes from a checkpoint)."""
+        if self.closed:
+            return
+        self._abort.set()
+        for inbox in self._inboxes:
+            inbox.put(Stop())
+        self._shutdown()
+
+    def _send(self, command: type[Add | Update], cols: dict[str, np.ndarray]) -> None:
+        for inbox, part in zip(self._inboxes, self._split(cols), strict=True):
+            if len(part["agent"]):
+                inbox.put(command(part))
 
     def _split(self, cols: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
         if len(self._inboxes) == 1:
@@ -215,27 +166,64 @@ class MemoryWriter:
         shard = shard_of(cols["agent"], len(self._inboxes))
         return [{k: v[shard == i] for k, v in cols.items()} for i in range(len(self._inboxes))]
 
-    def _send(self, kind: str, cols: dict[str, np.ndarray]) -> None:
-        for inbox, part in zip(self._inboxes, self._split(cols), strict=True):
-            if len(part["agent"]):
-                inbox.put((kind, part))
-
-    def _roundtrip(self, kind: str) -> WriterStats:
+    def _roundtrip(self, command: Flush | Stop) -> WriterStats:
         for inbox in self._inboxes:
-            inbox.put((kind, None))
-        replies = [self._reply(box, process) for box, process in zip(self._outboxes, self._processes, strict=True)]
-        self.stats = WriterStats.combined([stats for stats, _ in replies])
-        errors = [error for _, error in replies if error is not None]
-        if errors:
-            raise RuntimeError(f"memory writer failed: {errors[0]}")
+            inbox.put(command)
+        self._check(self._openings())
+        replies = self._gather(list(range(len(self._parts))))
+        self._check(replies)
+        self.stats = WriterStats.combined([reply.stats for _, reply in replies])
         return self.stats
 
-    @staticmethod
-    def _reply(outbox: Any, process: Any) -> tuple[WriterStats, str | None]:
-        while True:
+    def _openings(self) -> list[tuple[int, Reply]]:
+        """The replies processes send once they opened their store, for those not read yet."""
+        replies = self._gather([k for k, opened in enumerate(self._opened) if not opened])
+        for k, _ in replies:
+            self._opened[k] = True
+        return replies
+
+    def _gather(self, pending: list[int]) -> list[tuple[int, Reply]]:
+        """``(process, next reply)`` of the processes in ``pending`` as they come, up to the first failure.
+
+        Once one process has failed or died, every later call fails too, so the others are not waited for.
+        """
+        replies: list[tuple[int, Reply]] = []
+        while pending:
+            wait([self._replies[k] for k in pending] + [self._processes[k].sentinel for k in pending])
+            for k in [k for k in pending if self._replies[k].poll() or not self._processes[k].is_alive()]:
+                pending.remove(k)
+                replies.append((k, self._receive(k)))
+                if replies[-1][1].failure is not None:
+                    return replies
+        return replies
+
+    def _receive(self, k: int) -> Reply:
+        """Process ``k``'s reply once it is there or the process has ended (then a failure)."""
+        reader, process = self._replies[k], self._processes[k]
+        if reader.poll():  # a reply is there (the process may have ended just after sending it)
             try:
-                _, stats, error = outbox.get(timeout=5)
-                return stats, error
-            except Exception as err:  # queue.Empty: check the process is alive, keep waiting
-                if not process.is_alive():
-                    raise RuntimeError("the memory writer process died") from err
+                return reader.recv()
+            except EOFError:
+                pass
+        process.join()
+        return Reply(WriterStats(), Failure(f"the process ended unexpectedly ({_ending(process.exitcode)})"))
+
+    def _check(self, replies: list[tuple[int, Reply]]) -> None:
+        for k, reply in replies:
+            if reply.failure is not None:
+                summary = f"memory writer of {self._parts[k].where()}: {reply.failure.what}"
+                raise MemoryWriterError(summary, reply.failure.traceback or None)
+
+    def _shutdown(self) -> None:
+        deadline = time.monotonic() + (_ABORT_GRACE_S if self._abort.is_set() else _STOP_GRACE_S)
+        for process in self._processes:
+            process.join(timeout=max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.terminate()
+                process.join()
+        for inbox in self._inboxes:
+            inbox.cancel_join_thread()  # commands no process will read must not hold up this process's exit
+            inbox.close()
+        for reader in self._replies:
+            reader.close()
+        self.closed = True

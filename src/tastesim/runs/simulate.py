@@ -2,7 +2,7 @@
 
 Folder layout: ``scenario.yaml`` (resolved), ``profiles.jsonl``, ``memory/`` (Chroma), ``checkpoint.npz``,
 ``parts/step-NNNNNN.parquet`` (interactions per step), and at the end ``metrics.parquet``,
-``interactions.parquet``, ``summary.json`` and ``plots/*.png``.
+``interactions.parquet``, ``summary.json`` and ``plots/*.png`` (``memory-error.txt`` if a memory writer failed).
 
 Crash safety: every ``checkpoint_every`` steps the memory writes are flushed, then the model state and the
 metrics so far are written atomically. Resuming loads the last checkpoint, drops interaction parts and
@@ -23,13 +23,14 @@ import pandas as pd
 from tastesim.agents.drift import item_vectors
 from tastesim.catalog.profile import write_profiles
 from tastesim.memory.journal import MemoryJournal
-from tastesim.memory.writer import RecordFactory, WriterStats
+from tastesim.memory.protocol import MemoryWriterError, WriterStats
+from tastesim.memory.records import RecordFactory
 from tastesim.recommenders.http import RecommenderError
 from tastesim.report.html import write_report
 from tastesim.report.plots import write_plots
 from tastesim.runs.outcome import Progress, RunError, RunResult, quiet
 from tastesim.scenario import Scenario, load_scenario
-from tastesim.world.build import build_parts, load_scenario_dataset, profiles_for, scenario_decider, store_spec
+from tastesim.world.build import Parts, build_parts, load_scenario_dataset, profiles_for, scenario_decider, store_spec
 from tastesim.world.drift_metrics import drift_headline, segment_labels
 from tastesim.world.metrics import METRICS
 from tastesim.world.model import TasteModel
@@ -54,23 +55,16 @@ def run_simulation(
     scenario = _scenario_for(scenario, out, resume)
     if scenario.conversation is not None or scenario.arms:
         raise RunError(f"{scenario.name} is not a single slate simulation: run it with `tastesim run`")
-    model, journal = _open(scenario, out, resume, progress)
-    step_seconds = 0.0
-    while model.steps < scenario.steps:
-        tick = time.perf_counter()
-        try:
-            model.step()
-        except RecommenderError as err:
-            resume_with = f"resume it with `tastesim run {out} --resume`"
-            raise RunError(f"{err}; the run stopped after step {model.steps}: {resume_with}") from err
-        step_seconds += time.perf_counter() - tick
-        model.last_interactions.to_parquet(out / "parts" / f"step-{model.steps:06d}.parquet", index=False)
-        if model.steps % scenario.memory.checkpoint_every == 0 or model.steps == scenario.steps:
-            journal.sync()
-            _write_checkpoint(out / "checkpoint.npz", model)
-        progress("simulating", model.steps, scenario.steps)
-    progress("writing outputs", 0, 1)
-    stats = journal.close()
+    parts, factory = _prepare(scenario, out, resume, progress)
+    try:
+        # The writer processes stop however the run ends; what the last checkpoint flushed stays in the store.
+        with MemoryJournal(store_spec(scenario, out), parts.memory, factory) as journal:
+            model = _open(scenario, parts, journal, out, resume=resume, progress=progress)
+            step_seconds = _simulate(model, journal, scenario, out, progress)
+            progress("writing outputs", 0, 1)
+            stats = journal.close()
+    except MemoryWriterError as err:
+        raise _writer_failed(err, out) from err
     summary = _finish(out, model, scenario, stats=stats, step_seconds=step_seconds, wall=time.perf_counter() - started)
     return RunResult(out, summary)
 
@@ -96,8 +90,40 @@ def _scenario_for(scenario: Scenario | None, out: Path, resume: bool) -> Scenari
     return scenario
 
 
-def _open(scenario: Scenario, out: Path, resume: bool, progress: Progress) -> tuple[TasteModel, MemoryJournal]:
-    """Build the model; for a resumed run, restore it and bring the store back to the checkpoint."""
+def _simulate(model: TasteModel, journal: MemoryJournal, scenario: Scenario, out: Path, progress: Progress) -> float:
+    """Step the model to the end, checkpointing as the scenario says; the seconds spent stepping."""
+    step_seconds = 0.0
+    while model.steps < scenario.steps:
+        tick = time.perf_counter()
+        try:
+            model.step()
+        except RecommenderError as err:
+            resume_with = f"resume it with `tastesim run {out} --resume`"
+            raise RunError(f"{err}; the run stopped after step {model.steps}: {resume_with}") from err
+        step_seconds += time.perf_counter() - tick
+        model.last_interactions.to_parquet(out / "parts" / f"step-{model.steps:06d}.parquet", index=False)
+        if model.steps % scenario.memory.checkpoint_every == 0 or model.steps == scenario.steps:
+            journal.sync()
+            _write_checkpoint(out / "checkpoint.npz", model)
+        progress("simulating", model.steps, scenario.steps)
+    return step_seconds
+
+
+def _writer_failed(err: MemoryWriterError, out: Path) -> RunError:
+    """The user's message for a memory writer that failed or died; its traceback goes to a file in ``out``."""
+    where = ""
+    if err.child_traceback:
+        log = out / "memory-error.txt"
+        log.write_text(str(err) + "\n", encoding="utf-8")
+        where = f" (the writer's traceback is in {log})"
+    return RunError(
+        f"{err.summary}{where}; the run stopped and resumes from its last checkpoint: "
+        f"fix the cause, then run `tastesim run {out} --resume`"
+    )
+
+
+def _prepare(scenario: Scenario, out: Path, resume: bool, progress: Progress) -> tuple[Parts, RecordFactory]:
+    """Load the data and profiles, build the parts and the factory of the run's store records."""
     progress("loading data", 0, 1)
     dataset = load_scenario_dataset(scenario)
     out.mkdir(parents=True, exist_ok=True)
@@ -115,7 +141,14 @@ def _open(scenario: Scenario, out: Path, resume: bool, progress: Progress) -> tu
         parts.catalog.item_ids,
         [tables.categories[c] for c in tables.primary],
     )
-    journal = MemoryJournal(store_spec(scenario, out), parts.memory, factory)
+    return parts, factory
+
+
+def _open(
+    scenario: Scenario, parts: Parts, journal: MemoryJournal, out: Path, *, resume: bool, progress: Progress
+) -> TasteModel:
+    """Build the model; for a resumed run, restore it and bring the store back to the checkpoint."""
+    tables = parts.catalog.tables
     rec_cfg = scenario.recommender
     labels = segment_labels(parts.population, tuple(scenario.segments.by))
     try:
@@ -154,7 +187,8 @@ def _open(scenario: Scenario, out: Path, resume: bool, progress: Progress) -> tu
             if int(part.stem.split("-")[1]) > model.steps:
                 part.unlink()
     (out / "parts").mkdir(exist_ok=True)
-    return model, journal
+    journal.writer.ready()  # a store the writers cannot open ends the run now, not at the first checkpoint
+    return model
 
 
 def _write_checkpoint(path: Path, model: TasteModel) -> None:
