@@ -63,7 +63,7 @@ class DatasetConfig(_Section):
     def _known(self) -> DatasetConfig:
         if self.path is None and self.name not in BUILTIN_DATASETS:
             raise ValueError(f"give a path, or a built-in name ({', '.join(BUILTIN_DATASETS)}); got name={self.name!r}")
-        if self.path is not None and not self.path.is_dir():
+        if self.path is not None and not _exists(self.path, "dir"):
             raise ValueError(f"dataset path {str(self.path)!r} is not a folder")
         return self
 
@@ -71,7 +71,9 @@ class DatasetConfig(_Section):
 class PopulationConfig(_Section):
     """Which users become agents and how their histories are split."""
 
-    users: int | None = Field(None, gt=0, description="agents to build; all users when empty, resampled when above")
+    users: int | None = Field(
+        None, gt=0, le=10_000_000, description="agents to build; all users when empty, resampled when above"
+    )
     train_fraction: float = Field(0.8, gt=0, lt=1, description="earlier share of each user's ratings seeding memory")
     like_threshold: float = Field(3.0, description="rating at or above which an item counts as liked")
     activity: float = Field(1.0, gt=0, le=1, description="probability that an agent acts in a step")
@@ -122,7 +124,7 @@ class AnalyserConfig(_Section):
     def _exists(self) -> AnalyserConfig:
         for name in ("profiles", "reviews"):
             path = getattr(self, name)
-            if path is not None and not path.is_file():
+            if path is not None and not _exists(path, "file"):
                 raise ValueError(f"{name} file {str(path)!r} not found")
         return self
 
@@ -388,35 +390,105 @@ class ScenarioError(ValueError):
     """A scenario file is unreadable or invalid; ``str()`` is a message for the user."""
 
 
-def _absolutise(data: dict, base: Path) -> dict:
+def _absolutise(data: dict, path: Path) -> dict:
     """Resolve relative paths in the raw mapping against the scenario file's folder."""
     for section, key in (("dataset", "path"), ("analyser", "profiles"), ("analyser", "reviews")):
         part = data.get(section)
         if isinstance(part, dict) and isinstance(part.get(key), str):
-            part[key] = str((base / part[key]).resolve())
+            part[key] = _resolved(path, part[key], f"{section}.{key}")
     if isinstance(data.get("cache_dir"), str):
-        data["cache_dir"] = str((base / data["cache_dir"]).resolve())
+        data["cache_dir"] = _resolved(path, data["cache_dir"], "cache_dir")
     return data
+
+
+def _printable(part: object) -> str:
+    """A field name as it can be shown on one line (a key with control characters is quoted)."""
+    text = str(part)
+    return text if text.isprintable() and text.strip() == text and text else repr(text)
+
+
+def _resolved(scenario: Path, value: str, field: str) -> str:
+    """``value`` as an absolute path taken from the scenario's folder; an impossible path is an error."""
+    try:
+        return str((scenario.parent / value).resolve())
+    except (ValueError, OSError) as err:  # an embedded NUL byte, a name longer than the system allows
+        raise ScenarioError(f"{scenario}: {field}: not a usable path ({err})") from err
+
+
+def _exists(path: Path, kind: str) -> bool:
+    """Whether ``path`` is a folder (``kind`` "dir") or a file; a path the system refuses is neither."""
+    try:
+        return path.is_dir() if kind == "dir" else path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+_MAX_BYTES = 1 << 20  # a scenario is a small file; anything larger is a mistake (or an attack)
+_MAX_NODES = 100_000  # values in the document, aliases expanded (a "billion laughs" alias bomb stops here)
+
+
+def _read_document(path: Path) -> object:
+    """The YAML document in ``path``, read safely (no Python tags), bounded in size, nesting and expansion."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as err:
+        raise ScenarioError(f"{path}: file not found") from err
+    except IsADirectoryError as err:
+        raise ScenarioError(f"{path}: is a folder, not a scenario file") from err
+    except OSError as err:
+        raise ScenarioError(f"{path}: cannot read it: {err.strerror or err}") from err
+    if len(data) > _MAX_BYTES:
+        raise ScenarioError(f"{path}: {len(data):,} bytes; a scenario file is at most {_MAX_BYTES:,} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise ScenarioError(f"{path}:{line}: not UTF-8 text (byte {err.start})") from err
+    try:
+        document = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        what = " ".join(part for part in (err.context, err.problem) if part)
+        raise ScenarioError(f"{where}: not valid YAML: {what}") from err
+    except yaml.YAMLError as err:
+        raise ScenarioError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from err
+    except RecursionError as err:
+        raise ScenarioError(f"{path}: nested too deeply to be a scenario") from err
+    if _exceeds(document, [_MAX_NODES]):
+        raise ScenarioError(f"{path}: more than {_MAX_NODES:,} values (aliases expanded); a scenario is far smaller")
+    return document
+
+
+def _exceeds(value: object, budget: list[int]) -> bool:
+    """Whether ``value`` holds more than ``budget[0]`` values, counting shared (aliased) parts each time."""
+    stack = [value]
+    while stack:
+        budget[0] -= 1
+        if budget[0] < 0:
+            return True
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set):
+            stack.extend(item)
+    return False
 
 
 def load_scenario(path: Path, overrides: dict | None = None) -> Scenario:
     """Read and validate a scenario file; relative paths are taken from the file's folder.
 
     Raises:
-        ScenarioError: With one line per problem, each naming the field.
+        ScenarioError: With one line per problem, each naming the field (or the file and line).
     """
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise ScenarioError(f"{path}: file not found") from err
-    except yaml.YAMLError as err:
-        raise ScenarioError(f"{path}: not valid YAML: {err}") from err
+    raw = _read_document(path)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ScenarioError(f"{path}: a scenario is a mapping of fields, got {type(raw).__name__}")
-    raw = _absolutise(raw, path.parent)
+    raw = _absolutise(raw, path)
     for key, value in (overrides or {}).items():
         raw[key] = value
     try:
@@ -424,7 +496,7 @@ def load_scenario(path: Path, overrides: dict | None = None) -> Scenario:
     except ValidationError as err:
         lines = []
         for problem in err.errors():
-            field = ".".join(str(p) for p in problem["loc"]) or "(top level)"
+            field = ".".join(_printable(p) for p in problem["loc"]) or "(top level)"
             message = problem["msg"].removeprefix("Value error, ")
             lines.append(f"{path}: {field}: {message}")
         raise ScenarioError("\n".join(lines)) from err
