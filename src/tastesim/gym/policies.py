@@ -82,15 +82,28 @@ class RecommenderPolicy:
 
 @dataclass
 class ModelPolicy:
-    """A trained Stable-Baselines3 model, acting deterministically from the observation."""
+    """A trained Stable-Baselines3 model acting from the observation: greedily (the most likely action), or
+    ``sampled`` from its action distribution (actor-critic models) with draws keyed by (seed, row, step)."""
 
     model: Any
     name: str
+    sampled: bool = False
+    seed: int = 0
 
     def act(self, env: TasteVectorEnv, observation: np.ndarray, step: int) -> np.ndarray:
-        """``model.predict`` on the batch of observations."""
-        actions, _ = self.model.predict(observation, deterministic=True)
-        return np.asarray(actions).reshape(env.num_envs, -1)
+        """``model.predict`` (greedy), or one draw per row from the policy's categorical distribution."""
+        if not self.sampled:
+            actions, _ = self.model.predict(observation, deterministic=True)
+            return np.asarray(actions).reshape(env.num_envs, -1)
+        import torch
+
+        with torch.no_grad():
+            tensor, _ = self.model.policy.obs_to_tensor(observation)
+            probs = self.model.policy.get_distribution(tensor).distribution.probs.numpy().astype(np.float64)
+        draws = RandomTree(self.seed).keyed(Stream.POLICY, step).rows(np.arange(env.num_envs)).uniform(1)
+        cumulative = np.cumsum(probs, axis=1)
+        picked = (cumulative < draws * cumulative[:, -1:]).sum(axis=1)
+        return np.minimum(picked, probs.shape[1] - 1).reshape(env.num_envs, 1)
 
 
 def baseline(name: str, env: TasteVectorEnv, seed: int = 0) -> Policy:

@@ -4,7 +4,9 @@ environment, then compare them with baseline policies on seen and unseen users.
 ``train`` writes ``policy.zip`` (the SB3 model), ``learning_curve.csv`` (mean return of the last 100
 training episodes against timesteps) and ``train.json`` (settings, wall time, environment steps/s).
 ``evaluate`` writes ``rl_eval.csv`` and ``rl_eval.md``: every trained policy and the random, most-popular
-and item-kNN policies on the same episodes of training users (seen) and held-out users (unseen).
+and item-kNN policies on the same episodes of training users (seen) and held-out users (unseen). Trained
+policies act greedily; actor-critic ones (PPO, A2C, TRPO) also act as sampled from their distribution,
+the way they were trained ("(sampled)" rows); DQN's policy is its greedy one.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -176,10 +179,14 @@ def evaluate_policies(
     rows: list[PolicyScore] = []
     per_row = -(-request.episodes // request.envs)
     sets = ("train", "test")
-    total = len(sets) * (len(trained) + len(request.baselines))
+    n_sampled = sum(summary["algo"] != "dqn" for _, summary in trained)
+    total = len(sets) * (len(trained) + n_sampled + len(request.baselines))
     for users in sets:
         env = TasteVectorEnv(request.envs, resolved, request.env.model_copy(update={"users": users}))
-        policies: Sequence[Any] = [p for p, _ in trained] + [baseline(name, env) for name in request.baselines]
+        sampled = [replace(p, name=f"{p.name} (sampled)", sampled=True, seed=request.seed) for p, _ in trained]
+        greedy = [p for p, _ in trained]
+        on_policy = [s for s, (_, summary) in zip(sampled, trained, strict=True) if summary["algo"] != "dqn"]
+        policies: Sequence[Any] = greedy + on_policy + [baseline(name, env) for name in request.baselines]
         for policy in policies:
             progress("evaluating", len(rows), total)
             rows.append(evaluate(policy, env, per_row, request.seed))
