@@ -10,7 +10,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from tastesim.paths import content_digest
+from tastesim.paths import atomic_write, content_digest
 from tastesim.text import tokenise
 
 __all__ = ["Embedder", "HashingEmbedder", "MiniLMEmbedder", "cached_embeddings", "make_embedder"]
@@ -108,8 +108,5 @@ def cached_embeddings(
     if path.exists():
         return np.load(path)
     vectors = embed(texts).astype(np.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.npy")
-    np.save(tmp, vectors)
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: np.save(tmp, vectors, allow_pickle=False))
     return vectors

@@ -7,6 +7,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tastesim.paths import atomic_write_text
+
 __all__ = ["ItemProfile", "Reason", "read_profiles", "write_profiles"]
 
 
@@ -64,11 +66,7 @@ class ItemProfile:
 
 def write_profiles(profiles: Sequence[ItemProfile], path: Path) -> None:
     """Write profiles as JSON lines, atomically (a crash never leaves a half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("".join(p.to_json() + "\n" for p in profiles), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(Path(path), "".join(p.to_json() + "\n" for p in profiles))
 
 
 def read_profiles(path: Path) -> list[ItemProfile]:

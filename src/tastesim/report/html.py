@@ -12,6 +12,7 @@ import html
 import json
 from pathlib import Path
 
+from tastesim.paths import atomic_write_text
 from tastesim.report.comparison import comparison_table
 from tastesim.report.figures import RunData, arms_figure, category_stream, drift_curves, load_run, segment_panels
 from tastesim.world.drift_metrics import METRIC_HELP
@@ -120,7 +121,7 @@ def write_report(folder: Path) -> Path:
         + "</body></html>\n"
     )
     path = folder / "report.html"
-    path.write_text(page, encoding="utf-8")
+    atomic_write_text(path, page)
     return path
 
 

@@ -14,6 +14,7 @@ from tastesim.catalog.profile import ItemProfile, write_profiles
 from tastesim.data import BUILTIN_DATASETS, load_dataset
 from tastesim.data.dataset import Dataset
 from tastesim.data.reviews import catalog_from_reviews, load_reviews
+from tastesim.paths import atomic_write
 from tastesim.scenario import AnalyserConfig, DatasetConfig, Scenario, ScenarioError, load_scenario
 
 __all__ = ["AnalyzeRequest", "resolve", "run_analysis", "save_profiles"]
@@ -115,7 +116,4 @@ def save_profiles(profiles: list[ItemProfile], path: Path) -> None:
         }
         for p in profiles
     ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.parquet")
-    pd.DataFrame(rows).to_parquet(tmp, index=False)
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: pd.DataFrame(rows).to_parquet(tmp, index=False))

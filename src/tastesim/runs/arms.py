@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tastesim.paths import atomic_write, atomic_write_text
 from tastesim.report.comparison import COMPARED, comparison_table
 from tastesim.report.html import write_report
 from tastesim.runs.outcome import Progress, RunResult, quiet
@@ -47,7 +48,7 @@ def run_arms(scenario: Scenario, out: Path, resume: bool = False, progress: Prog
     """
     out.mkdir(parents=True, exist_ok=True)
     if not resume:
-        (out / "scenario.yaml").write_text(scenario.to_yaml(), encoding="utf-8")
+        atomic_write_text(out / "scenario.yaml", scenario.to_yaml())
     summaries: dict[str, dict] = {}
     for name, arm in arm_scenarios(scenario):
         folder = out / name
@@ -61,9 +62,10 @@ def run_arms(scenario: Scenario, out: Path, resume: bool = False, progress: Prog
             summaries[name] = run_simulation(None, folder, resume=True, progress=report).summary
         else:
             summaries[name] = run_simulation(arm, folder, progress=report).summary
-    comparison_table(summaries).to_csv(out / "comparison.csv", index=False)
+    table = comparison_table(summaries)
+    atomic_write(out / "comparison.csv", lambda tmp: table.to_csv(tmp, index=False))
     summary = _pooled(scenario, summaries)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     write_report(out)
     return RunResult(out, summary)
 

@@ -26,6 +26,7 @@ from tastesim.gym.config import EnvConfig
 from tastesim.gym.env import resolve_scenario
 from tastesim.gym.policies import BASELINES, ModelPolicy, PolicyScore, baseline, evaluate
 from tastesim.gym.vector import TasteVectorEnv, sb3_vec_env
+from tastesim.paths import atomic_write, atomic_write_text
 from tastesim.runs.outcome import Progress, RunError, quiet
 from tastesim.scenario import Scenario
 from tastesim.scoring.statistical import one_thread
@@ -141,9 +142,8 @@ def train_policy(
     wall = time.perf_counter() - started
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "policy.zip")
-    pd.DataFrame(callback.points, columns=["timesteps", "mean_return", "episodes"]).to_csv(
-        out / "learning_curve.csv", index=False
-    )
+    curve = pd.DataFrame(callback.points, columns=["timesteps", "mean_return", "episodes"])
+    atomic_write(out / "learning_curve.csv", lambda tmp: curve.to_csv(tmp, index=False))
     summary = {
         "algo": request.algo,
         "timesteps": request.timesteps,
@@ -155,7 +155,7 @@ def train_policy(
         "timesteps_per_second": round(request.timesteps / wall, 1),
         "settings": _SETTINGS[request.algo],
     }
-    (out / "train.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(out / "train.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 
@@ -194,8 +194,8 @@ def evaluate_policies(
     table = pd.DataFrame([r.row() for r in rows])
     table["users"] = table["users"].map({"train": "seen", "test": "unseen"})
     out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "rl_eval.csv", index=False)
-    (out / "rl_eval.md").write_text(_markdown(table, request, [s for _, s in trained]), encoding="utf-8")
+    atomic_write(out / "rl_eval.csv", lambda tmp: table.to_csv(tmp, index=False))
+    atomic_write_text(out / "rl_eval.md", _markdown(table, request, [s for _, s in trained]))
     return table
 
 
