@@ -30,8 +30,12 @@ class DatasetConfig(_Section):
     """Where the data comes from: a built-in ``name`` or a folder ``path``."""
 
     name: str | None = Field(None, description="built-in dataset name, or the atomic-file stem inside path")
-    path: Path | None = Field(None, description="folder with RecBole atomic files or generic CSVs")
-    format: Literal["auto", "atomic", "generic"] = "auto"
+    path: Path | None = Field(
+        None, description="dataset folder: generic CSVs, RecBole atomic files, Amazon or Yelp reviews"
+    )
+    format: Literal["auto", "atomic", "generic", "amazon", "yelp"] = Field(
+        "auto", description="auto recognises the format from the folder's files"
+    )
 
     @model_validator(mode="after")
     def _known(self) -> DatasetConfig:

@@ -19,18 +19,25 @@ def fidelity(  # noqa: PLR0917 (a typer command takes its options as parameters)
     out: Annotated[Path, typer.Option("--out", "-o", help="folder for fidelity.json and fidelity.md")],
     dataset: Annotated[str | None, typer.Option("--dataset", help="built-in dataset name (ml-100k)")] = None,
     data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="dataset folder (RecBole atomic files or generic CSVs)")
+        Path | None,
+        typer.Option("--data-dir", help="dataset folder: generic CSVs, RecBole atomic files, Amazon or Yelp reviews"),
     ] = None,
-    data_format: Annotated[str, typer.Option("--format", help="auto | atomic | generic")] = "auto",
+    data_format: Annotated[str, typer.Option("--format", help="auto | atomic | generic | amazon | yelp")] = "auto",
     seed: Annotated[int, typer.Option(help="seed of every random draw")] = 0,
     train_fraction: Annotated[float, typer.Option(help="earlier share of each user's ratings used to train")] = 0.8,
     like_threshold: Annotated[float, typer.Option(help="rating at or above which an item is liked")] = 3.0,
     capacity: Annotated[int, typer.Option(help="working-memory capacity of each user")] = 16,
     embedder: Annotated[str, typer.Option(help="minilm | hashing (fast test double)")] = "minilm",
+    analyser: Annotated[
+        str, typer.Option(help="keyphrase | llamacpp | ollama (an LLM on review data: objective/subjective ablation)")
+    ] = "keyphrase",
+    model: Annotated[str | None, typer.Option(help="the LLM analyser's model (default: the backend's)")] = None,
+    reviews_per_item: Annotated[int, typer.Option(help="reviews analysed per item on the subjective path")] = 5,
     stat_epochs: Annotated[int, typer.Option(help="training epochs of the statistical model")] = 20,
     cache_dir: Annotated[Path | None, typer.Option(help="profile/embedding cache")] = None,
 ) -> None:
-    """Held-out like prediction and 1:1/1:3/1:9 discrimination for every component and two baselines."""
+    """Held-out like prediction and 1:1/1:3/1:9 discrimination for every component, three baselines and the
+    ablations (item profiles x memory features; feature groups)."""
     from tastesim.cli.terminal import PhaseProgress, console, fail, offline
 
     offline()
@@ -49,6 +56,9 @@ def fidelity(  # noqa: PLR0917 (a typer command takes its options as parameters)
         like_threshold=like_threshold,
         capacity=capacity,
         embedder=embedder,
+        analyser=analyser,
+        model=model,
+        reviews_per_item=reviews_per_item,
         stat_epochs=stat_epochs,
         cache_dir=cache_dir,
     )
