@@ -143,7 +143,7 @@ def taste_columns(
     ``(n, S, L)``, ``-1`` padded. Per-user vectors are gathered once per row, not once per slot."""
     vectors = taste.embedding[items]  # (n, S, d)
     sims = np.einsum("nkd,nsd->nsk", taste.history[users], vectors, optimize=True)
-    row_users = np.broadcast_to(users[:, None, None], like_reasons.shape[:2] + (1,))
+    row_users = users[:, None, None]
     aff_like = taste.affinity.lookup(row_users, like_reasons)
     aff_dislike = taste.affinity.lookup(row_users, dislike_reasons)
     n_like = np.maximum((like_reasons >= 0).sum(-1), 1)
