@@ -1,4 +1,4 @@
-"""``tastesim eval``: fidelity of the decision models on real held-out data."""
+"""``tastesim eval``: fidelity of the decision models on real held-out data, and sim-vs-real agreement."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 __all__ = ["eval_app"]
 
@@ -66,6 +67,64 @@ def fidelity(  # noqa: PLR0917 (a typer command takes its options as parameters)
         parsed = FidelityRequest.model_validate(request)
         with PhaseProgress() as report:
             json_path, md_path = run_fidelity(parsed, out, shlex.join(["tastesim", *sys.argv[1:]]), report)
+    except (ScenarioError, DataFormatError, ValueError) as err:
+        fail(str(err))
+    console.print(md_path.read_text(encoding="utf-8"), highlight=False)
+    console.print(f"wrote [bold]{json_path}[/] and [bold]{md_path}[/]", highlight=False)
+
+
+@eval_app.command()
+def agreement(  # noqa: PLR0917 (a typer command takes its options as parameters)
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder for agreement.json and agreement.md")],
+    dataset: Annotated[str | None, typer.Option("--dataset", help="built-in dataset name (ml-100k)")] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="dataset folder: generic CSVs, RecBole atomic files, Amazon or Yelp reviews"),
+    ] = None,
+    data_format: Annotated[str, typer.Option("--format", help="auto | atomic | generic | amazon | yelp")] = "auto",
+    recommenders: Annotated[
+        str, typer.Option(help="comma-separated: random, popularity, itemknn, diverse, mf, sasrec")
+    ] = "random,popularity,itemknn,diverse,mf,sasrec",
+    steps: Annotated[int, typer.Option(help="simulated steps per recommender")] = 3,
+    slate_size: Annotated[int, typer.Option(help="items per slate (and k of hit rate and NDCG)")] = 10,
+    seed: Annotated[int, typer.Option(help="seed of every random draw")] = 0,
+    embedder: Annotated[str, typer.Option(help="minilm | hashing (fast test double)")] = "minilm",
+    decision: Annotated[str, typer.Option(help="decision model: logical | vote | learned | distilled")] = "distilled",
+    stat_epochs: Annotated[int, typer.Option(help="training epochs of the statistical model")] = 20,
+    cache_dir: Annotated[Path | None, typer.Option(help="profile/embedding/model cache")] = None,
+) -> None:
+    """Rank recommenders by real held-out data (hit rate, NDCG) and by the simulator (likes, clicks per
+    slate) from the same starting state; report Kendall tau and Spearman between the rankings."""
+    from tastesim.cli.terminal import PhaseProgress, console, fail, offline
+
+    offline()
+    from tastesim.data.dataset import DataFormatError
+    from tastesim.runs.agreement import AgreementRequest, run_agreement
+    from tastesim.scenario import ScenarioError
+
+    if (dataset is None) == (data_dir is None):
+        fail("give exactly one of --dataset NAME or --data-dir DIR")
+    request = dict(
+        dataset=dataset,
+        data_dir=data_dir,
+        data_format=data_format,
+        recommenders=tuple(n.strip() for n in recommenders.split(",") if n.strip()),
+        steps=steps,
+        slate_size=slate_size,
+        seed=seed,
+        embedder=embedder,
+        decision=decision,
+        stat_epochs=stat_epochs,
+        cache_dir=cache_dir,
+    )
+    try:
+        parsed = AgreementRequest.model_validate(request)
+        with PhaseProgress() as report:
+            json_path, md_path = run_agreement(parsed, out, shlex.join(["tastesim", *sys.argv[1:]]), report)
+    except ValidationError as err:
+        fail(
+            "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in err.errors())
+        )
     except (ScenarioError, DataFormatError, ValueError) as err:
         fail(str(err))
     console.print(md_path.read_text(encoding="utf-8"), highlight=False)
