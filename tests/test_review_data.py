@@ -35,7 +35,7 @@ def test_auto_recognises_each_format_from_the_files(folder: Path, expected: str)
 
 def test_an_unknown_folder_says_what_each_format_needs(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("hello", encoding="utf-8")
-    with pytest.raises(DataFormatError, match="interactions.csv.*NAME.inter.*Amazon.*Yelp"):
+    with pytest.raises(DataFormatError, match=r"interactions\.csv.*NAME\.inter.*Amazon.*Yelp"):
         load_dataset(path=tmp_path)
 
 
@@ -226,5 +226,5 @@ def test_a_scenario_run_analyses_the_training_view_of_its_own_split(tmp_path: Pa
     reasons = " ".join(r.text for p in profiles for r in (*p.like, *p.dislike))
     assert not any(h[:30] in reasons for h in held)
     view = training_view(data, 0.5)
-    with pytest.raises(ValueError, match="not at 0.8"):
+    with pytest.raises(ValueError, match=r"not at 0\.8"):
         training_view(view, 0.8)
