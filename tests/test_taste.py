@@ -58,7 +58,7 @@ def test_affinity_says_which_reasons_each_user_rewards_or_punishes() -> None:
 def test_taste_columns_read_the_user_of_each_row_and_the_unseen_item_8() -> None:
     taste = _tables()
     slates = np.array([[8, 3], [8, 7]])
-    columns = taste_columns(taste, np.array([0, 1]), slates, REASONS[slates], np.full(slates.shape + (1,), -1))
+    columns = taste_columns(taste, np.array([0, 1]), slates, REASONS[slates], np.full((*slates.shape, 1), -1))
     assert len(columns) == len(TASTE_FEATURES)
     values = dict(zip(TASTE_FEATURES, columns, strict=True))
     assert all(c.shape == slates.shape for c in columns)
