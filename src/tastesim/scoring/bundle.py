@@ -68,6 +68,13 @@ __all__ = [
 ]
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
+# The like heads learn from validation ratings alone. With few of the rarer label (dislikes, on review data
+# where 95 % of ratings are likes) a combination of every feature overfits and does not carry over to the
+# test period; below EVENTS_PER_FEATURE rarer labels per feature (the events-per-variable rule of logistic
+# regression) the like heads read only the bias baseline's score (its ranking, calibrated): what little the
+# validation labels say then goes into the click head. Decided from validation counts alone.
+EVENTS_PER_FEATURE = 10
+COMPACT_LIKE_FEATURES = ("rating_bias",)
 _FORMAT = 2  # bump when the saved layout or the training changes
 
 
@@ -210,13 +217,17 @@ def fit_scorers(
     measure their agreement); ``columns`` restricts both to some features (the ablations)."""
     tree = RandomTree(settings.seed)
     x, targets = _targets(pairs)
+    names = list(FEATURES) if columns is None else [FEATURES[c] for c in columns]
     if columns is not None:
         x = x[..., list(columns)]
     n_users = int(pairs.agents.max()) + 1 if len(pairs.agents) else 0
     check = np.isin(pairs.agents, tree.generator(Stream.CHECK_USERS).permutation(n_users)[::5])
     fit = ~check
+    events = int(min(pairs.liked[fit].sum(), (~pairs.liked[fit]).sum()))
+    compact = events < EVENTS_PER_FEATURE * len(names)
+    like_columns = [names.index(f) for f in COMPACT_LIKE_FEATURES if f in names] if compact else None
     flat = HeadTargets(targets.interact[fit].ravel(), targets.like[fit].ravel(), targets.like_known[fit].ravel())
-    learned = fit_learned(x[fit].reshape(-1, x.shape[-1]), flat, tree.torch_generator(Stream.LEARNED))
+    learned = fit_learned(x[fit].reshape(-1, x.shape[-1]), flat, tree.torch_generator(Stream.LEARNED), like_columns)
     part = HeadTargets(targets.interact[fit], targets.like[fit], targets.like_known[fit])
     distilled = fit_distilled(
         x[fit],
@@ -225,6 +236,7 @@ def fit_scorers(
         tree.torch_generator(Stream.DISTILLED),
         hidden=settings.hidden,
         teacher_weight=settings.teacher_weight,
+        like_columns=like_columns,
     )
     like_agree, pick_distilled, pick_learned = agreement(distilled, learned, x[check])
     facts = {
@@ -232,6 +244,8 @@ def fit_scorers(
         "check_pick_distilled": pick_distilled,
         "check_pick_learned": pick_learned,
         "validation_positives": len(pairs.agents),
+        "like_events": events,
+        "compact_like_head": compact,
         "check_positives": int(check.sum()),
     }
     return learned, distilled, facts
@@ -297,13 +311,17 @@ def _load(path: Path, settings: BundleSettings) -> DecisionBundle:
     saved = torch.load(path, weights_only=True)
     stat = SASRec(int(saved["n_items"]), settings.stat)
     stat.load_state_dict(saved["stat"])
-    learned = Heads(len(FEATURES), 0)
+    learned = Heads(len(FEATURES), 0, like_columns=_like_columns(saved["learned"]))
     learned.load_state_dict(saved["learned"])
-    distilled = Heads(len(FEATURES), settings.hidden, slate=True)
+    distilled = Heads(len(FEATURES), settings.hidden, slate=True, like_columns=_like_columns(saved["distilled"]))
     distilled.load_state_dict(saved["distilled"])
     base, facts = float(saved["base_like_rate"]), json.loads(saved["facts"])
     taste = TasteSettings(**json.loads(saved["taste"]))
     return DecisionBundle(settings, stat.eval(), taste, learned.eval(), distilled.eval(), base, facts)
+
+
+def _like_columns(state: dict) -> list[int] | None:
+    return state["like_index"].tolist() if "like_index" in state else None
 
 
 def load_or_train(

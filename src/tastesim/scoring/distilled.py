@@ -9,6 +9,8 @@ forward pass scores a whole step.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -27,6 +29,7 @@ def fit_distilled(
     *,
     hidden: int = 32,
     teacher_weight: float = 0.5,
+    like_columns: Sequence[int] | None = None,
 ) -> Heads:
     """Train the slate MLP on slates ``x`` ``(P, W, F)`` with per-slot ``targets`` ``(P, W)``;
     ``teacher_weight`` of the like target is the teacher's (per-item) probability."""
@@ -44,7 +47,13 @@ def fit_distilled(
         known.append(targets.like_known & keep if full else np.zeros_like(targets.like_known))  # likes once
     blended = HeadTargets(np.concatenate(interact), np.concatenate(like).astype(np.float32), np.concatenate(known))
     return fit_heads(
-        np.concatenate(xs), blended, hidden=hidden, generator=generator, mask=np.concatenate(masks), epochs=6
+        np.concatenate(xs),
+        blended,
+        hidden=hidden,
+        generator=generator,
+        mask=np.concatenate(masks),
+        like_columns=like_columns,
+        epochs=6,
     )
 
 

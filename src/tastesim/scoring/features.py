@@ -50,7 +50,7 @@ PREVIOUS_FEATURES = (
 FEATURES = PREVIOUS_FEATURES + TASTE_FEATURES
 MEMORY_FEATURES = ("kw_pos", "kw_neg", "sim_pos", "sim_neg", "appeal", "in_category", "memory_fill")
 FEATURE_GROUPS = {  # the new evidence, by kind (the fidelity report measures each)
-    "like rates": ("user_like_rate", "item_like_rate", "recent_popularity"),
+    "like rates": ("rating_bias", "user_like_rate", "item_like_rate", "recent_popularity"),
     "factorisation": ("mf_like", "cf_interact"),
     "history similarity": (
         "hist_like",

@@ -8,10 +8,14 @@ With ``slate=True`` the interaction head sees the slate: a person shown several 
 item's own interaction logit ``i`` is combined by one linear *choice* layer with where it stands in its
 slate: ``i - logsumexp(slate)`` (its share of a softmax choice), its margin over the best other item, and
 the log of the slate size. Empty slots (mask ``False``) take no part. The like head stays per item.
+
+With ``like_columns`` the like head is a logistic regression on those input columns only (the compact
+head for data with few like/dislike labels; see :func:`tastesim.scoring.bundle.fit_scorers`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +32,9 @@ _MIN_STEPS = 300  # optimiser steps at least, whatever the data size
 class Heads(nn.Module):
     """Standardise, then a linear map (``hidden=0``) or a two-layer ReLU MLP, to ``(interact, like)`` logits."""
 
-    def __init__(self, n_features: int, hidden: int, slate: bool = False) -> None:
+    def __init__(
+        self, n_features: int, hidden: int, slate: bool = False, like_columns: Sequence[int] | None = None
+    ) -> None:
         super().__init__()
         self.hidden = hidden
         self.slate = slate
@@ -42,11 +48,18 @@ class Heads(nn.Module):
             self.net = nn.Sequential(nn.Linear(n_features, 2))
         if slate:
             self.choice = nn.Linear(len(_CHOICE_INPUTS), 1)
+        self.compact = like_columns is not None
+        if like_columns is not None:
+            self.register_buffer("like_index", torch.tensor(list(like_columns), dtype=torch.long))
+            self.like = nn.Linear(len(like_columns), 1)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``(..., 2)``: column 0 interaction, column 1 like. A slate model reads ``x`` as
         ``(..., slate, F)`` with ``mask`` ``(..., slate)`` marking the occupied slots (all when omitted)."""
-        out = self.net((x - self.mean) / self.scale)
+        z = (x - self.mean) / self.scale
+        out = self.net(z)
+        if self.compact:
+            out = torch.stack([out[..., 0], self.like(z[..., self.like_index]).squeeze(-1)], dim=-1)
         if not self.slate:
             return out
         own = out[..., 0]
@@ -97,6 +110,7 @@ def fit_heads(
     hidden: int,
     generator: torch.Generator,
     mask: np.ndarray | None = None,
+    like_columns: Sequence[int] | None = None,
     epochs: int = 4,
     batch_size: int = 1024,
     lr: float = 0.01,
@@ -105,10 +119,10 @@ def fit_heads(
     """Fit :class:`Heads` by minibatch Adam on binary cross-entropy of both heads; ``generator`` shuffles.
 
     ``x`` is ``(N, F)`` for a per-item model, or ``(N, W, F)`` slates with ``mask`` ``(N, W)`` (occupied
-    slots) for a slate model; ``batch_size`` counts items either way.
+    slots) for a slate model; ``batch_size`` counts items either way. ``like_columns``: a compact like head.
     """
     slate = mask is not None
-    heads = Heads(x.shape[-1], hidden, slate)
+    heads = Heads(x.shape[-1], hidden, slate, like_columns)
     init_parameters(heads, generator)
     if slate:
         with torch.no_grad():  # the choice layer starts as the item's own logit

@@ -3,7 +3,7 @@
 The method's features say how good an item is and what the agent remembers; these say what *this* user
 rewards or punishes, all from the ratings of the training part (no text, no LLM):
 
-* **like rates**: shrunk like log-odds of the user's and of the item's training ratings (a lenient user, a
+* **rating bias** (user + item, the bias baseline's own score) and **like rates**: shrunk like log-odds of the user's and of the item's training ratings (a lenient user, a
   well-liked item), relative to the overall like rate;
 * **recent popularity**: ratings an item got in the latest quarter of the training timeline (what people
   are watching now, which the held-out future resembles more than all-time counts);
@@ -35,6 +35,7 @@ from tastesim.scoring.biases import Biases, rating_biases
 __all__ = ["TASTE_FEATURES", "TasteSettings", "TasteTables", "fit_taste", "taste_columns"]
 
 TASTE_FEATURES = (
+    "rating_bias",
     "user_like_rate",
     "item_like_rate",
     "recent_popularity",
@@ -150,6 +151,7 @@ def taste_columns(
     n_dislike = np.maximum((dislike_reasons >= 0).sum(-1), 1)
     shape = items.shape
     return [
+        taste.biases.user[users][:, None] + taste.biases.item[items],
         np.broadcast_to(taste.user_like[users][:, None], shape),
         taste.item_like[items],
         taste.recent[items],
