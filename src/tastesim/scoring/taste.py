@@ -3,8 +3,9 @@
 The method's features say how good an item is and what the agent remembers; these say what *this* user
 rewards or punishes, all from the ratings of the training part (no text, no LLM):
 
-* **rating bias** (user + item, the bias baseline's own score) and **like rates**: shrunk like log-odds of the user's and of the item's training ratings (a lenient user, a
-  well-liked item), relative to the overall like rate;
+* **rating bias** (user + item, the bias baseline's own score) and **like rates**: shrunk like log-odds
+  of the user's and of the item's training ratings (a lenient user, a well-liked item), relative to the
+  overall like rate;
 * **recent popularity**: ratings an item got in the latest quarter of the training timeline (what people
   are watching now, which the held-out future resembles more than all-time counts);
 * **factorisation**: an explicit matrix factorisation of the rating residuals after user and item bias
