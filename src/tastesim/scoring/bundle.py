@@ -75,7 +75,7 @@ Progress = Callable[[str, int, int], None]  # (phase, done, total)
 # validation labels say then goes into the click head. Decided from validation counts alone.
 EVENTS_PER_FEATURE = 10
 COMPACT_LIKE_FEATURES = ("rating_bias",)
-_FORMAT = 2  # bump when the saved layout or the training changes
+_FORMAT = 3  # bump when the saved layout or the training changes (the feature names are hashed too)
 
 
 @dataclass(frozen=True)
@@ -285,7 +285,7 @@ def bundle_key(dataset: Dataset, tables: CatalogTables, bank: ReasonBank, settin
     for array in (tables.like, tables.dislike, tables.category_mask, bank.keywords):
         h.update(np.ascontiguousarray(array).tobytes())
     h.update(bank.vectors.round(4).tobytes())
-    h.update(json.dumps({"format": _FORMAT, **asdict(settings)}, sort_keys=True).encode())
+    h.update(json.dumps({"format": _FORMAT, "features": FEATURES, **asdict(settings)}, sort_keys=True).encode())
     return h.hexdigest()[:20]
 
 
