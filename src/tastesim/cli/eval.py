@@ -84,7 +84,7 @@ def agreement(  # noqa: PLR0917 (a typer command takes its options as parameters
     data_format: Annotated[str, typer.Option("--format", help="auto | atomic | generic | amazon | yelp")] = "auto",
     recommenders: Annotated[
         str, typer.Option(help="comma-separated: random, popularity, itemknn, diverse, mf, sasrec")
-    ] = "random,popularity,itemknn,diverse,mf,sasrec",
+    ] = "random,popularity,itemknn,mf,sasrec",
     steps: Annotated[int, typer.Option(help="simulated steps per recommender")] = 3,
     slate_size: Annotated[int, typer.Option(help="items per slate (and k of hit rate and NDCG)")] = 10,
     seed: Annotated[int, typer.Option(help="seed of every random draw")] = 0,
