@@ -74,7 +74,7 @@ Progress = Callable[[str, int, int], None]  # (phase, done, total)
 # regression) the like heads read only the bias baseline's score (its ranking, calibrated): what little the
 # validation labels say then goes into the click head. Decided from validation counts alone.
 EVENTS_PER_FEATURE = 10
-COMPACT_LIKE_FEATURES = ("rating_bias",)
+COMPACT_LIKE_FEATURES = (("rating_bias",), ("item_bias", "user_bias"))  # the first set present in the input
 _FORMAT = 3  # bump when the saved layout or the training changes (the feature names are hashed too)
 
 
@@ -225,7 +225,10 @@ def fit_scorers(
     fit = ~check
     events = int(min(pairs.liked[fit].sum(), (~pairs.liked[fit]).sum()))
     compact = events < EVENTS_PER_FEATURE * len(names)
-    like_columns = [names.index(f) for f in COMPACT_LIKE_FEATURES if f in names] if compact else None
+    like_columns = None
+    if compact:
+        usable = [group for group in COMPACT_LIKE_FEATURES if set(group) <= set(names)]
+        like_columns = [names.index(f) for f in usable[0]] if usable else []
     flat = HeadTargets(targets.interact[fit].ravel(), targets.like[fit].ravel(), targets.like_known[fit].ravel())
     learned = fit_learned(x[fit].reshape(-1, x.shape[-1]), flat, tree.torch_generator(Stream.LEARNED), like_columns)
     part = HeadTargets(targets.interact[fit], targets.like[fit], targets.like_known[fit])
