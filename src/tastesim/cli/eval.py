@@ -43,6 +43,7 @@ def fidelity(  # noqa: PLR0917 (a typer command takes its options as parameters)
 
     offline()
     from tastesim.data.dataset import DataFormatError
+    from tastesim.llm.backend import LLMError
     from tastesim.runs.evaluate import FidelityRequest, run_fidelity
     from tastesim.scenario import ScenarioError
 
@@ -67,7 +68,7 @@ def fidelity(  # noqa: PLR0917 (a typer command takes its options as parameters)
         parsed = FidelityRequest.model_validate(request)
         with PhaseProgress() as report:
             json_path, md_path = run_fidelity(parsed, out, shlex.join(["tastesim", *sys.argv[1:]]), report)
-    except (ScenarioError, DataFormatError, ValueError) as err:
+    except (ScenarioError, DataFormatError, ValueError, LLMError) as err:
         fail(str(err))
     console.print(md_path.read_text(encoding="utf-8"), highlight=False)
     console.print(f"wrote [bold]{json_path}[/] and [bold]{md_path}[/]", highlight=False)

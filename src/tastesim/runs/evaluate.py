@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tastesim.catalog.profile import ItemProfile
+from tastesim.data.dataset import Dataset
 from tastesim.scenario import AnalyserConfig, DatasetConfig, PopulationConfig, Scenario, ScenarioError
 
 __all__ = ["FidelityRequest", "profile_variants", "run_fidelity"]
@@ -48,7 +50,7 @@ class FidelityRequest(BaseModel):
             raise ScenarioError("; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())) from err
 
 
-def profile_variants(dataset, scenario: Scenario) -> dict[str, list]:
+def profile_variants(dataset: Dataset, scenario: Scenario) -> dict[str, list[ItemProfile]]:
     """Item profiles to compare, by name. An LLM analyser on a dataset with reviews gives three: the
     ``objective`` path alone (item facts), the ``subjective`` path alone (training reviews) and ``both``
     (what a run uses); otherwise the analyser's one set of profiles (``keyphrase`` or ``objective``)."""
