@@ -33,7 +33,7 @@ def test_validate_prints_the_resolved_scenario() -> None:
         ("steps: many\n", "steps", "valid integer"),
         ("steps: -4\n", "steps", "greater than 0"),
         ("dataset:\n  path: no/such/folder\n", "dataset", "is not a folder"),
-        ("recommender:\n  name: oracle\n", "recommender.name", "'itemknn', 'diverse', 'mf' or 'http'"),
+        ("recommender:\n  name: oracle\n", "recommender.name", "'diverse', 'mf', 'sasrec' or 'http'"),
         ("memory:\n  capacity: 0\n", "memory.capacity", "greater than or equal to 1"),
         ("steps: [1, 2\n", "", "not valid YAML"),
     ],

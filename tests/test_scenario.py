@@ -121,7 +121,7 @@ def test_overrides(scenario_dir: Path) -> None:
         ("decision: fast\n", "decision", "valid dictionary"),
         ("steps: -5\n", "steps", "greater than 0"),
         ("steps: 0\n", "steps", "greater than 0"),
-        ("recommender:\n  name: bpr\n", "recommender.name", "'itemknn', 'diverse', 'mf' or 'http'"),
+        ("recommender:\n  name: bpr\n", "recommender.name", "'diverse', 'mf', 'sasrec' or 'http'"),
         ("decision:\n  tie_like: 1.5\n", "decision.tie_like", "less than or equal to 1"),
         ("name: has spaces\n", "name", "cannot name a run"),
         ('name: ".."\n', "name", "cannot name a run"),

@@ -39,6 +39,7 @@ class Stream(StrEnum):
     STATISTICAL = "statistical"  # training the statistical model
     LEARNED = "learned"  # training the learned ensemble
     DISTILLED = "distilled"  # training the distilled scorer
+    FACTORS = "factors"  # initialising the taste tables' factorisations (MF, ALS, SVD)
     NOISE = "noise"  # typos of the noisy query style (keyed by the text)
     CONVERSATION_PLAN = "conversation-plan"  # who talks, in which style
     INTEREST = "interest"  # what a conversation is about (keyed by session)

@@ -56,8 +56,12 @@ class DatasetConfig(_Section):
     """Where the data comes from: a built-in ``name`` or a folder ``path``."""
 
     name: str | None = Field(None, description="built-in dataset name, or the atomic-file stem inside path")
-    path: Path | None = Field(None, description="folder with RecBole atomic files or generic CSVs")
-    format: Literal["auto", "atomic", "generic"] = "auto"
+    path: Path | None = Field(
+        None, description="dataset folder: generic CSVs, RecBole atomic files, Amazon or Yelp reviews"
+    )
+    format: Literal["auto", "atomic", "generic", "amazon", "yelp"] = Field(
+        "auto", description="auto recognises the format from the folder's files"
+    )
 
     @model_validator(mode="after")
     def _known(self) -> DatasetConfig:
@@ -171,19 +175,20 @@ def backend_settings(kind: str, options: Mapping[str, Any]) -> LLMSettings:
     return _LLM_SETTINGS[kind].model_validate(dict(options))
 
 
-RecommenderName = Literal["random", "popularity", "itemknn", "diverse", "mf", "http"]
+RecommenderName = Literal["random", "popularity", "itemknn", "diverse", "mf", "sasrec", "http"]
 
 
 class RecommenderConfig(_Section):
     """The recommender under test (tastesim.recommenders): a built-in, or a service over HTTP."""
 
     name: RecommenderName = Field(
-        "popularity", description="random | popularity | itemknn | diverse (item-kNN re-ranked) | mf (ALS) | http"
+        "popularity",
+        description="random | popularity | itemknn | diverse (item-kNN re-ranked) | mf (ALS) | sasrec | http",
     )
     slate_size: int = Field(10, ge=1, le=200)
     allow_repeats: bool = False
     neighbours: int = Field(50, ge=1, description="item-kNN neighbours kept per item")
-    factors: int = Field(64, ge=2, le=1024, description="latent factors of mf")
+    factors: int = Field(64, ge=2, le=1024, description="latent factors of mf; hidden size of sasrec (at most 64)")
     retrain_every: int | None = Field(
         None, ge=1, description="refit on the training data plus the simulated feedback every K steps; never if empty"
     )

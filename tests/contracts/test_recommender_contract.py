@@ -26,6 +26,7 @@ NAMES = [
     "itemknn",
     "diverse",
     "mf",
+    "sasrec",
     pytest.param("http", marks=pytest.mark.slow),  # a real loopback service
 ]
 LEARNERS = [n for n in NAMES if n != "random"]

@@ -24,6 +24,7 @@ import pandas as pd
 from tastesim.catalog.profile import ItemProfile, Reason
 from tastesim.data.dataset import Dataset
 from tastesim.data.reviews import load_reviews, pick_reviews
+from tastesim.data.split import training_reviews
 from tastesim.llm.backend import LLMBackend, LLMError, make_backend
 from tastesim.llm.cache import ReplyCache, cached_complete
 from tastesim.llm.parsing import Analysis, distinct_reasons, fewshot_stops, parse_reply
@@ -36,6 +37,7 @@ __all__ = [
     "LLMAnalyserSettings",
     "Progress",
     "analyse_with_config",
+    "analysis_reviews",
     "backend_for",
 ]
 
@@ -284,6 +286,30 @@ def backend_for(cfg: AnalyserConfig, cache_dir: Path | None = None) -> LLMBacken
     return make_backend(LlamaCppSettings(model=cfg.model, parallel=cfg.in_flight, cache_dir=cache_dir))
 
 
+def analysis_reviews(dataset: Dataset, reviews_file: Path | None) -> pd.DataFrame | None:
+    """The reviews an analysis of ``dataset`` may read: the dataset's own (a training view's, so of the
+    training part only), else those of ``reviews_file``, kept to the training part when the file names
+    reviewers and ``dataset`` is a training view.
+
+    Raises:
+        ValueError: ``dataset`` carries reviews but is not a training view (its held-out reviews would
+            inform reasons).
+    """
+    if dataset.reviews is not None:
+        if dataset.view_fraction is None:
+            raise ValueError(
+                f"dataset {dataset.name!r} carries reviews: analyse its training view "
+                "(tastesim.data.training_view), so that no held-out review informs a reason"
+            )
+        return dataset.reviews
+    if reviews_file is None:
+        return None
+    reviews = load_reviews(reviews_file)
+    if dataset.view_fraction is not None and "user" in reviews.columns:
+        return training_reviews(reviews, dataset.interactions, dataset.view_fraction)
+    return reviews
+
+
 def analyse_with_config(
     dataset: Dataset,
     cfg: AnalyserConfig,
@@ -292,16 +318,20 @@ def analyse_with_config(
     *,
     progress: Progress | None = None,
     backend: LLMBackend | None = None,
+    part: Literal["both", "objective", "subjective"] = "both",
 ) -> tuple[list[ItemProfile], AnalysisStats]:
     """Profile ``dataset`` as an analyser configuration says, through the reply cache in ``cache_dir``.
+
+    ``part`` keeps one path only (an ablation): ``objective`` (item facts, no reviews) or ``subjective``
+    (reviews only; an item without reviews falls back). Replies are the same cached ones either way.
 
     Raises:
         LLMError: When the LLM service fails repeatedly (down, wrong model, timeouts).
         DataFormatError: When the reviews file is malformed.
     """
-    reviews = load_reviews(cfg.reviews) if cfg.reviews is not None else None
+    reviews = None if part == "objective" else analysis_reviews(dataset, cfg.reviews)
     settings = LLMAnalyserSettings(
-        objective=bool(dataset.items["text"].str.strip().ne("").any()),
+        objective=part != "subjective" and bool(dataset.items["text"].str.strip().ne("").any()),
         reviews_per_item=cfg.reviews_per_item,
         max_tokens=cfg.max_tokens,
         min_count=cfg.keyword_min_count,

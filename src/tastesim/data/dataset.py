@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +12,7 @@ __all__ = ["DataFormatError", "Dataset"]
 
 INTERACTION_COLUMNS = ("user", "item", "rating", "timestamp")
 ITEM_COLUMNS = ("item", "title", "categories", "text")
+REVIEW_COLUMNS = ("user", "item", "rating", "timestamp", "text")  # plus an optional ``summary``
 
 
 class DataFormatError(ValueError):
@@ -35,12 +36,20 @@ class Dataset:
         items: Columns ``item`` (str), ``title`` (str), ``categories`` (tuple of str), ``text`` (str); the row
             order defines the integer item index used everywhere else.
         users: Optional columns ``user`` plus free attributes (age, gender, ...), used for segments.
+        reviews: Optional review texts, columns ``user, item, rating, timestamp, text`` (and ``summary``),
+            one per rating that has text. Item analysis reads them only through
+            :func:`~tastesim.data.split.training_view`, which keeps those of the training part.
+        undescribed: Items with no description of their own; a training view describes them from reviews.
+        view_fraction: Set on a training view: the split it was made at.
     """
 
     name: str
     interactions: pd.DataFrame
     items: pd.DataFrame
     users: pd.DataFrame | None = None
+    reviews: pd.DataFrame | None = None
+    undescribed: frozenset[str] = frozenset()
+    view_fraction: float | None = None
     _item_index: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -64,7 +73,8 @@ class Dataset:
         """Return the dataset limited to the given users (items unchanged)."""
         keep = self.interactions["user"].isin(set(users))
         people = None if self.users is None else self.users[self.users["user"].isin(set(users))]
-        return Dataset(self.name, self.interactions[keep].reset_index(drop=True), self.items, people)
+        reviews = None if self.reviews is None else self.reviews[self.reviews["user"].isin(set(users))]
+        return replace(self, interactions=self.interactions[keep].reset_index(drop=True), users=people, reviews=reviews)
 
 
 def finish_interactions(frame: pd.DataFrame, path: Path, known_items: set[str], first_line: int) -> pd.DataFrame:

@@ -6,6 +6,9 @@ Format (UTF-8 CSV with a header row):
 * ``items.csv``: ``item,title,categories,text``; ``categories`` separated by ``|``; ``text`` may be empty,
   in which case "title + categories" is used.
 * ``users.csv`` (optional): ``user`` plus any attribute columns (used for segments).
+* ``reviews.csv`` (optional): ``user,item,text`` (and ``summary``), one review per rating; its rating and time
+  are the matching interaction's. Item analysis reads only the reviews of the training part, and an item
+  with empty ``text`` is then described from them.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ def load_generic(directory: Path, name: str | None = None) -> Dataset:
     cats = raw_items["categories"] if "categories" in raw_items.columns else pd.Series([""] * len(items))
     items["categories"] = [tuple(c.strip() for c in s.split("|") if c.strip()) or ("unknown",) for s in cats]
     texts = raw_items["text"] if "text" in raw_items.columns else pd.Series([""] * len(items))
+    undescribed = frozenset(items["item"][texts.str.strip().eq("").to_numpy()])
     items["text"] = [
         t.strip() or f"{title}. Categories: {', '.join(c)}."
         for t, title, c in zip(texts, items["title"], items["categories"], strict=True)
@@ -68,4 +72,43 @@ def load_generic(directory: Path, name: str | None = None) -> Dataset:
     )
     user_path = directory / "users.csv"
     users = _read_csv(user_path, ("user",)) if user_path.exists() else None
-    return Dataset(name or directory.resolve().name, interactions, items[list(ITEM_COLUMNS)], users)
+    review_path = directory / "reviews.csv"
+    reviews = _reviews(review_path, interactions) if review_path.exists() else None
+    return Dataset(
+        name or directory.resolve().name,
+        interactions,
+        items[list(ITEM_COLUMNS)],
+        users,
+        reviews,
+        undescribed if reviews is not None else frozenset(),
+    )
+
+
+def _reviews(path: Path, interactions: pd.DataFrame) -> pd.DataFrame:
+    """``reviews.csv`` joined to the ratings it reviews (rating and time from the interaction)."""
+    from tastesim.data.records import read_csv_records, require
+
+    raw = read_csv_records(path)
+    require(raw, path, ("user", "item", "text"))
+    rated = interactions.drop_duplicates(["user", "item"]).set_index(["user", "item"])
+    keys = pd.MultiIndex.from_frame(raw[["user", "item"]])
+    found = keys.isin(rated.index)
+    if not found.all():
+        row = int((~found).argmax())
+        raise DataFormatError(
+            path,
+            f"review of user {raw['user'].iloc[row]!r}, item {raw['item'].iloc[row]!r}: no such rating",
+            int(raw["_line"].iloc[row]),
+        )
+    matched = rated.loc[keys]
+    out = pd.DataFrame(
+        {
+            "user": raw["user"].to_numpy(),
+            "item": raw["item"].to_numpy(),
+            "rating": matched["rating"].to_numpy(),
+            "timestamp": matched["timestamp"].to_numpy(),
+            "text": raw["text"].str.strip().to_numpy(),
+            "summary": (raw["summary"] if "summary" in raw else pd.Series([""] * len(raw))).to_numpy(),
+        }
+    )
+    return out[out["text"] != ""].drop_duplicates(["user", "item"]).reset_index(drop=True)

@@ -1,22 +1,68 @@
-"""Review files for the subjective analysis path: Amazon review JSONL or a generic ``item,rating,text`` CSV."""
+"""Reviews: building a dataset from review records, and review files for the subjective analysis path
+(Amazon review JSONL or a generic ``item,rating,text`` CSV)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from tastesim.data.dataset import DataFormatError, Dataset
+from tastesim.data.dataset import DataFormatError, Dataset, finish_interactions
 
-__all__ = ["catalog_from_reviews", "load_reviews", "pick_reviews"]
+__all__ = ["catalog_from_reviews", "dataset_from_reviews", "load_reviews", "pick_reviews"]
 
 # Amazon Review Data (Ni, Li, McAuley 2018) field names -> ours.
-_AMAZON = {"asin": "item", "overall": "rating"}
+_AMAZON = {"asin": "item", "overall": "rating", "reviewerID": "user", "unixReviewTime": "timestamp"}
+
+
+def dataset_from_reviews(name: str, reviews: pd.DataFrame, items: pd.DataFrame, path: Path) -> Dataset:
+    """A dataset whose ratings are reviews: one interaction per (user, item), the earliest review.
+
+    Args:
+        name: Dataset name.
+        reviews: String columns ``user, item, rating, timestamp, text`` (optional ``summary``) and ``_line``,
+            the line of ``path`` each record starts on; timestamps are numbers or dates.
+        items: ``item, title, categories, text``; an empty ``text`` marks an item with no description of its
+            own (it gets "title. Categories: ..." here, and a review-based description in a training view).
+        path: The reviews file (for error messages).
+
+    Raises:
+        DataFormatError: A rating or time that is not a number (or a date), naming the line.
+    """
+    from tastesim.data.records import to_unix_seconds
+
+    lines = reviews["_line"].to_numpy()
+    ratings = pd.to_numeric(reviews["rating"], errors="coerce")
+    if ratings.isna().any():
+        row = int(ratings.isna().to_numpy().argmax())
+        raise DataFormatError(path, f"rating {reviews['rating'].iloc[row]!r} is not a number", int(lines[row]))
+    frame = reviews.assign(
+        rating=ratings.to_numpy(dtype=np.float64),
+        timestamp=to_unix_seconds(reviews["timestamp"].astype(str), path, lines, "time"),
+    )
+    frame = frame.sort_values("timestamp", kind="stable").drop_duplicates(["user", "item"]).sort_values("_line")
+    interactions = finish_interactions(
+        frame.set_index(frame["_line"].to_numpy() - 2), path, set(items["item"]), first_line=2
+    )
+    undescribed = frozenset(items.loc[items["text"].str.strip() == "", "item"])
+    items = items.assign(
+        text=[
+            t.strip() or f"{title}. Categories: {', '.join(c)}."
+            for t, title, c in items[["text", "title", "categories"]].itertuples(index=False)
+        ]
+    ).reset_index(drop=True)
+    summary = frame.get("summary", "")
+    texts = frame.assign(summary=summary)[["user", "item", "rating", "timestamp", "text", "summary"]]
+    texts = texts[texts["text"].str.strip() != ""].reset_index(drop=True)
+    return Dataset(name, interactions, items, None, texts.astype({"timestamp": "int64"}), undescribed)
 
 
 def load_reviews(path: Path) -> pd.DataFrame:
-    """Columns ``item`` (str), ``rating`` (float), ``text`` (str), one row per distinct review.
+    """Columns ``item`` (str), ``rating`` (float), ``text`` (str), one row per distinct review; also ``user``
+    and ``timestamp`` when every row has them (CSV columns ``user``/``timestamp``, Amazon's ``reviewerID`` and
+    ``unixReviewTime``), which lets a training view keep only the reviews of the training part.
 
     JSONL rows need ``item``/``asin``, ``rating``/``overall`` and ``text``, or Amazon's ``reviewText`` and
     ``summary`` (joined). Exact duplicates (the same review on several style variants) are dropped.
@@ -32,7 +78,7 @@ def load_reviews(path: Path) -> pd.DataFrame:
         missing = {"item", "rating", "text"} - set(frame.columns)
         if missing:
             raise DataFormatError(path, f"missing column(s) {sorted(missing)}; need item,rating,text", 1)
-        rows = frame[["item", "rating", "text"]].to_dict("records")
+        rows = frame[[c for c in ("item", "rating", "text", "user", "timestamp") if c in frame]].to_dict("records")
         first_line = 2
     else:
         rows, first_line = [], 1
@@ -45,7 +91,8 @@ def load_reviews(path: Path) -> pd.DataFrame:
                     text = raw.get("text") or ". ".join(
                         str(raw[k]).strip() for k in ("summary", "reviewText") if raw.get(k)
                     )
-                    rows.append({"item": str(raw["item"]), "rating": raw["rating"], "text": text, "_line": number})
+                    row = {"item": str(raw["item"]), "rating": raw["rating"], "text": text, "_line": number}
+                    rows.append(row | {k: raw[k] for k in ("user", "timestamp") if k in raw})
                 except (json.JSONDecodeError, KeyError, AttributeError) as err:
                     raise DataFormatError(
                         path, f"not a review (need item/asin, rating/overall, text): {err}", number
@@ -58,8 +105,11 @@ def load_reviews(path: Path) -> pd.DataFrame:
         row = int(ratings.isna().to_numpy().argmax())
         line = int(frame["_line"].iloc[row]) if "_line" in frame else row + first_line
         raise DataFormatError(path, f"rating {frame['rating'].iloc[row]!r} is not a number", line)
-    frame = pd.DataFrame({"item": frame["item"].astype(str), "rating": ratings, "text": frame["text"].astype(str)})
-    return frame[frame["text"].str.strip() != ""].drop_duplicates().reset_index(drop=True)
+    out = pd.DataFrame({"item": frame["item"].astype(str), "rating": ratings, "text": frame["text"].astype(str)})
+    if {"user", "timestamp"} <= set(frame.columns) and frame[["user", "timestamp"]].notna().all(axis=None):
+        out["user"] = frame["user"].astype(str)
+        out["timestamp"] = pd.to_numeric(frame["timestamp"], errors="coerce")
+    return out[out["text"].str.strip() != ""].drop_duplicates().reset_index(drop=True)
 
 
 def pick_reviews(reviews: pd.DataFrame, per_item: int) -> dict[str, pd.DataFrame]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from tastesim.analysis.llm_analyser import AnalysisStats, Progress, analyse_with_config
 from tastesim.catalog.profile import ItemProfile, write_profiles
-from tastesim.data import BUILTIN_DATASETS, load_dataset
+from tastesim.data import BUILTIN_DATASETS, load_dataset, training_view
 from tastesim.data.dataset import Dataset
 from tastesim.data.reviews import catalog_from_reviews, load_reviews
 from tastesim.paths import atomic_write
@@ -68,12 +68,14 @@ def resolve(request: AnalyzeRequest) -> tuple[Scenario, Dataset]:
     )
     if request.reviews is not None and request.dataset is None and request.scenario is None:
         dataset = catalog_from_reviews(load_reviews(request.reviews), request.reviews.stem)
-    else:
-        dataset = load_dataset(data_cfg.name, data_cfg.path, data_cfg.format)
+    else:  # item analysis sees the training part of the reviews only
+        dataset = training_view(
+            load_dataset(data_cfg.name, data_cfg.path, data_cfg.format), scenario.population.train_fraction
+        )
     if request.limit is not None:
         items = dataset.items.head(request.limit)
         log = dataset.interactions[dataset.interactions["item"].isin(set(items["item"]))]
-        dataset = Dataset(dataset.name, log.reset_index(drop=True), items.reset_index(drop=True), dataset.users)
+        dataset = replace(dataset, interactions=log.reset_index(drop=True), items=items.reset_index(drop=True))
     return scenario, dataset
 
 

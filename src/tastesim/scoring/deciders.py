@@ -3,7 +3,8 @@
 * ``logical``: the method's keyword + similarity vote (:class:`~tastesim.scoring.logical.LogicalRule`).
 * ``vote``: the method's 2-of-3 vote, adding the statistical model; clicks as in ``logical``.
 * ``learned``: logistic regression on the feature vector; click = interaction probability.
-* ``distilled``: the small MLP over the same features (the default); one forward pass per step.
+* ``distilled``: the small MLP over the same features (the default); its clicks see the slate (see
+  :mod:`tastesim.scoring.heads`); one forward pass per step.
 
 Every random draw comes from the rows' keyed draws passed in by the caller (one per agent and step), so a
 resumed run decides exactly as an uninterrupted one, and an agent decides the same in any batch.
@@ -106,7 +107,7 @@ class HeadDecider:
     ) -> tuple[Decisions, PairFeatures]:
         """See :class:`~tastesim.scoring.decider.Decider`."""
         x, features = pair_features(memory, agents, slates, self.context)
-        interact, like = self.heads.logits(x)
+        interact, like = self.heads.logits(x, slates >= 0 if self.heads.slate else None)
         if click_offset is not None:
             interact = interact + click_offset
         click = (draws.uniform(slates.shape[1], CLICK_DRAWS) < _sigmoid(interact)) & (slates >= 0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -26,6 +28,9 @@ def vote_score(x: np.ndarray, stat_threshold: float) -> np.ndarray:
     return (kw + sim + stat).astype(np.int8)
 
 
-def fit_learned(x: np.ndarray, targets: HeadTargets, generator: torch.Generator) -> Heads:
-    """The learned ensemble: logistic regression of both heads on the standardised feature vector."""
-    return fit_heads(x, targets, hidden=0, generator=generator)
+def fit_learned(
+    x: np.ndarray, targets: HeadTargets, generator: torch.Generator, like_columns: Sequence[int] | None = None
+) -> Heads:
+    """The learned ensemble: logistic regression of both heads on the standardised feature vector (the like
+    head on ``like_columns`` only, when given)."""
+    return fit_heads(x, targets, hidden=0, generator=generator, like_columns=like_columns)

@@ -2,8 +2,10 @@
 
 The features are the method's three models (keyword counts, similarity maxima and appeal, the statistical
 model's two logits) plus simple evidence: whether the agent has memories in the item's category, item
-popularity, shrunk item and user rating biases, and how full the agent's working memory is. Everything
-is a gather from per-agent and per-item tables, so a whole step is one vectorised call.
+popularity, shrunk item and user rating biases, and how full the agent's working memory is; then who the
+user is (:mod:`tastesim.scoring.taste`: like rates, factorisation, similarity to the user's own liked and
+disliked history, user x reason affinity). Everything is a gather from per-agent, per-user and per-item
+tables, so a whole step is one vectorised call.
 """
 
 from __future__ import annotations
@@ -11,17 +13,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
 from tastesim.catalog import PairFeatures
 from tastesim.catalog.tables import CatalogTables, ReasonBank
 from tastesim.memory.working import WorkingMemory
+from tastesim.scoring.biases import Biases, rating_biases
 from tastesim.scoring.logical import logical_features
 from tastesim.scoring.statistical import StatTables
+from tastesim.scoring.taste import TASTE_FEATURES, TasteTables, taste_columns
 
-__all__ = ["FEATURES", "Biases", "PairContext", "pair_features", "rating_biases"]
+__all__ = [
+    "FEATURES",
+    "FEATURE_GROUPS",
+    "MEMORY_FEATURES",
+    "PREVIOUS_FEATURES",
+    "Biases",
+    "PairContext",
+    "pair_features",
+    "rating_biases",
+]
 
-FEATURES = (
+PREVIOUS_FEATURES = (
     "kw_pos",
     "kw_neg",
     "sim_pos",
@@ -35,30 +47,21 @@ FEATURES = (
     "user_bias",
     "memory_fill",
 )
-_SHRINK = 10.0  # pseudo-count pulling a bias towards 0
-
-
-@dataclass(frozen=True)
-class Biases:
-    """Mean rating with shrunk user and item offsets: ``predicted = mean + user[u] + item[i]``."""
-
-    mean: float
-    user: np.ndarray  # (U,) per row of the rating matrix
-    item: np.ndarray  # (I,)
-    popularity: np.ndarray  # (I,) log(1 + raters)
-
-
-def rating_biases(ratings: sp.csr_matrix) -> Biases:
-    """Shrunk biases from a users x items rating matrix (0 = unrated)."""
-    coo = ratings.tocoo()
-    n_users, n_items = ratings.shape
-    mean = float(coo.data.mean()) if coo.nnz else 0.0
-    count_i = np.bincount(coo.col, minlength=n_items)
-    item = np.bincount(coo.col, weights=coo.data - mean, minlength=n_items) / (count_i + _SHRINK)
-    residual = coo.data - mean - item[coo.col]
-    count_u = np.bincount(coo.row, minlength=n_users)
-    user = np.bincount(coo.row, weights=residual, minlength=n_users) / (count_u + _SHRINK)
-    return Biases(mean, user.astype(np.float32), item.astype(np.float32), np.log1p(count_i).astype(np.float32))
+FEATURES = PREVIOUS_FEATURES + TASTE_FEATURES
+MEMORY_FEATURES = ("kw_pos", "kw_neg", "sim_pos", "sim_neg", "appeal", "in_category", "memory_fill")
+FEATURE_GROUPS = {  # the new evidence, by kind (the fidelity report measures each)
+    "like rates": ("rating_bias", "user_like_rate", "item_like_rate", "recent_popularity"),
+    "factorisation": ("mf_like", "cf_interact"),
+    "history similarity": (
+        "hist_like",
+        "hist_dislike",
+        "hist_all",
+        "hist_residual",
+        "hist_recent5",
+        "hist_recent20",
+    ),
+    "user x reason affinity": ("affinity", "affinity_like", "affinity_dislike"),
+}
 
 
 @dataclass(frozen=True)
@@ -68,12 +71,18 @@ class PairContext:
     tables: CatalogTables
     bank: ReasonBank
     stat: StatTables  # user rows = agents
-    biases: Biases
-    agent_user: np.ndarray  # (A,) row of each agent in ``biases.user``
+    taste: TasteTables  # user rows = rows of the training matrix
+    agent_user: np.ndarray  # (A,) row of each agent in the training matrix (``taste``, ``biases.user``)
+
+    @property
+    def biases(self) -> Biases:
+        """The training part's shrunk rating biases."""
+        return self.taste.biases
 
     def rows(self, agents: np.ndarray) -> PairContext:
-        """The context of ``agents`` re-indexed ``0 .. len(agents) - 1``."""
-        return PairContext(self.tables, self.bank, self.stat.rows(agents), self.biases, self.agent_user[agents])
+        """The context of ``agents`` re-indexed ``0 .. len(agents) - 1`` (per-user tables stay, reached
+        through ``agent_user``)."""
+        return PairContext(self.tables, self.bank, self.stat.rows(agents), self.taste, self.agent_user[agents])
 
 
 def pair_features(
@@ -82,10 +91,11 @@ def pair_features(
     """Feature tensor ``(n, slate, len(FEATURES))`` (float32) and the logical models' outputs."""
     logical = logical_features(memory, agents, slates, ctx.tables, ctx.bank)
     items = np.where(slates >= 0, slates, 0)
-    agent_of = np.broadcast_to(agents[:, None], slates.shape)
-    interact, like = ctx.stat.logits(agent_of, items)
+    interact, like = ctx.stat.slate_logits(agents, items)
     b = ctx.biases
     fill = memory.count()[agents].astype(np.float32) / memory.capacity
+    users = ctx.agent_user[agents]
+    taste = taste_columns(ctx.taste, users, items, ctx.tables.like[items], ctx.tables.dislike[items])
     columns = (
         logical.kw_pos,
         logical.kw_neg,
@@ -97,7 +107,8 @@ def pair_features(
         like,
         b.popularity[items],
         b.item[items],
-        b.user[ctx.agent_user[agent_of]],
+        np.broadcast_to(b.user[users][:, None], slates.shape),
         np.broadcast_to(fill[:, None], slates.shape),
+        *taste,
     )
     return np.stack([np.asarray(c, dtype=np.float32) for c in columns], axis=-1), logical

@@ -197,6 +197,14 @@ class StatTables:
         like = np.einsum("...d,...d->...", self.user_like[users], vectors) + self.like_bias[items]
         return interact.astype(np.float32), like.astype(np.float32)
 
+    def slate_logits(self, users: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`logits` for slates ``items`` ``(n, S)`` shown to ``users`` ``(n,)`` (user vectors gathered
+        once per row)."""
+        vectors = self.item[items]
+        interact = np.einsum("nd,nsd->ns", self.user_interact[users], vectors) + self.interact_bias[items]
+        like = np.einsum("nd,nsd->ns", self.user_like[users], vectors) + self.like_bias[items]
+        return interact.astype(np.float32), like.astype(np.float32)
+
 
 def stat_tables(model: SASRec, sequences: Sequence[tuple[np.ndarray, np.ndarray]], max_len: int) -> StatTables:
     """Summarise each user (one per sequence) by the final hidden state over their last ``max_len`` tokens."""

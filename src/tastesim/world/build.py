@@ -14,7 +14,7 @@ from tastesim.analysis.keyphrase import KeyphraseAnalyser
 from tastesim.catalog import Catalog
 from tastesim.catalog.profile import ItemProfile, read_profiles
 from tastesim.catalog.tables import CatalogTables
-from tastesim.data import Dataset, load_dataset
+from tastesim.data import Dataset, load_dataset, training_view
 from tastesim.data.dataset import DataFormatError
 from tastesim.embedding import cached_embeddings, make_embedder
 from tastesim.memory.store import StoreSpec
@@ -46,7 +46,9 @@ def load_scenario_dataset(scenario: Scenario) -> Dataset:
 
 
 def profiles_for(dataset: Dataset, scenario: Scenario, profiles_path: Path | None = None) -> list[ItemProfile]:
-    """Item profiles in item order: from a file when given, else from the scenario's (cached) analyser."""
+    """Item profiles in item order: from a file when given, else from the scenario's (cached) analyser, which
+    sees the dataset's training view (reviews of the training part only)."""
+    dataset = training_view(dataset, scenario.population.train_fraction)
     path = profiles_path or scenario.analyser.profiles
     if path is not None:
         by_item = {p.item: p for p in read_profiles(path)}
