@@ -41,6 +41,7 @@ __all__ = [
     "TemplateWriter",
     "Writer",
     "Written",
+    "tidy",
 ]
 
 STYLES = ("terse", "natural", "vague", "noisy", "paraphrase")
@@ -219,6 +220,38 @@ def _paraphrase(previous: str) -> str:
 
 
 # -- LLM writer ------------------------------------------------------------------------------------
+def tidy(text: str, truncated: bool) -> tuple[str, bool]:
+    """A draft with its loop cut off: tiny models at temperature 0 often repeat a phrase or a list item until
+    the token limit. The text is cut after the first time a run of 1-6 words repeats three times in a row,
+    and repeated items of a comma or semicolon list are dropped, with a last item cut mid-way. A draft that
+    hit its token limit only because of such a loop is whole after the cut (``truncated`` becomes False).
+    """
+    words = " ".join(text.split()).strip(" \"'").split(" ")
+    cut = len(words)
+    for n in range(1, 7):
+        for i in range(len(words) - 3 * n + 1):
+            if i + n < cut and words[i : i + n] == words[i + n : i + 2 * n] == words[i + 2 * n : i + 3 * n]:
+                cut = i + n
+                break
+    looped = cut < len(words)
+    out = " ".join(words[:cut]).rstrip(",;")
+    items = re.split(r"(?<=[,;])\s+", out)
+    if len(items) > 2:
+        seen: set[str] = set()
+        kept = []
+        for item in items:
+            key = item.lower().strip(" ,;.")
+            if key not in seen:
+                seen.add(key)
+                kept.append(item)
+        if len(kept) < len(items):
+            looped = True
+            if truncated and kept[-1] == items[-1]:
+                kept = kept[:-1]  # the item the token limit cut
+        out = " ".join(kept).rstrip(",; ")
+    return out, truncated and not looped
+
+
 class LLMWriter:
     """Drafts messages with an LLM from the prompt files ``query_<style>.txt`` and ``feedback_<kind>.txt``.
 
@@ -266,8 +299,7 @@ class LLMWriter:
             )
         except LLMError:  # the service failed after the backend's own retries
             return Draft("", called=True)
-        clean = " ".join(reply.text.split()).strip(" \"'")
-        truncated = reply.completion_tokens >= self.max_tokens
+        clean, truncated = tidy(reply.text, reply.completion_tokens >= self.max_tokens)
         return Draft(clean, truncated, not cached, reply.completion_tokens, reply.seconds)
 
     def query(self, spec: QueryInput, attempt: int = 0) -> Draft:

@@ -32,7 +32,7 @@ class LLMCRS:
         replies: Replies generated.
     """
 
-    def __init__(self, backend: LLMBackend, index: TitleIndex, *, max_tokens: int = 160, seed: int = 0) -> None:
+    def __init__(self, backend: LLMBackend, index: TitleIndex, *, max_tokens: int = 100, seed: int = 0) -> None:
         self.backend = backend
         self.index = index
         self.item_ids = index.item_ids

@@ -65,8 +65,8 @@ def make_check(scenario: Scenario) -> GroundingCheck:
     return GroundingCheck(embedder.embed if embedder.name == MiniLMEmbedder.name else None)
 
 
-def make_llm_writer(scenario: Scenario, cache_dir: Path | None = None) -> LLMWriter:
-    """The scenario's LLM writer through the reply cache ``llm-replies.sqlite`` in the cache folder.
+def make_llm_writer(scenario: Scenario, replies: Path | None = None) -> LLMWriter:
+    """The scenario's LLM writer through the reply cache ``replies`` (``llm-replies.sqlite`` in the cache folder).
 
     With the embedded backend and the v2 prompts, unset options default to :data:`WRITER_MODEL` and
     :data:`WRITER_REPEAT_PENALTY`; the v1 prompts keep the first writer's backend defaults, to reproduce it.
@@ -76,7 +76,7 @@ def make_llm_writer(scenario: Scenario, cache_dir: Path | None = None) -> LLMWri
 
     cfg = scenario.conversation
     assert cfg is not None
-    cache = cache_dir or scenario.cache_dir or default_cache_dir()
+    cache = scenario.cache_dir or default_cache_dir()
     settings = cfg.llm_settings
     if isinstance(settings, LlamaCppSettings):
         update: dict = {"cache_dir": settings.cache_dir or cache}
@@ -86,7 +86,8 @@ def make_llm_writer(scenario: Scenario, cache_dir: Path | None = None) -> LLMWri
                 update["repeat_penalty"] = WRITER_REPEAT_PENALTY
         settings = settings.model_copy(update=update)
     backend = make_backend(settings)
-    return LLMWriter(backend, ReplyCache(cache / "llm-replies.sqlite"), seed=scenario.seed, prompts=cfg.writer_prompts)
+    cache_file = replies or cache / "llm-replies.sqlite"
+    return LLMWriter(backend, ReplyCache(cache_file), seed=scenario.seed, prompts=cfg.writer_prompts)
 
 
 def make_writer(scenario: Scenario, check: GroundingCheck | None = None, llm: LLMWriter | None = None) -> Writer:
