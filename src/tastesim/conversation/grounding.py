@@ -21,6 +21,7 @@ The check is deterministic and cheap: word matching first, the embedder only for
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import threading
@@ -44,8 +45,8 @@ __all__ = [
 Embed = Callable[[Sequence[str]], np.ndarray]
 
 SIMILARITY_THRESHOLD = 0.46  # MiniLM cosine of a reason and a clause; tuned by tune_threshold on the fixtures
-PARAPHRASE_BAND = (0.55, 0.98)  # MiniLM cosine of a paraphrase and the turn it rephrases
-_COPY = 0.85  # token Jaccard of a paraphrase and its previous turn above which it is a copy, not a paraphrase
+PARAPHRASE_BAND = (0.5, 0.98)  # MiniLM cosine of a paraphrase and the turn it rephrases
+_COPY = 0.75  # token Jaccard of a paraphrase and its previous turn above which it is a copy, not a paraphrase
 LENGTH = {  # words per message, by style or feedback kind
     "terse": (1, 16),
     "natural": (4, 35),
@@ -67,6 +68,12 @@ _FUNCTION = frozenset(
 )
 # Head words that name a genre or a form: "dark comedy" is not carried by "comedy" alone.
 _GENRE = frozenset("comedy drama thriller fiction story romance action adventure movie film horror".split())
+# Words of a request that say nothing about taste: a clause of only these (and genre words) carries no reason
+# by similarity ("something about comedy" is close to "dark comedy" in MiniLM, yet says nothing of darkness).
+_FILLER = frozenset(
+    """i me my you your about know don t m s re ve ll d something anything want wanted like need needs looking
+    look find can could would please pls maybe guess hmm not sure any good great get give show have has""".split()
+)
 _TOKEN = re.compile(r"[a-z0-9]+")
 _LABEL = re.compile(
     r"\b(likes?|liked|wants?|request|reply|search|shown|disliked|before|again|keywords|reason|paraphrase)\s*:",
@@ -93,7 +100,7 @@ _FOREIGN = frozenset(  # words of other domains than movies; a word the reasons 
     "counseling".split()
 )
 _FOREIGN_PHRASES = ("creative writing", "story idea", "writing project", "comic book")
-_DANGLING = frozenset("a an the and or of with w to for but that which some my your his her their".split())
+_DANGLING = frozenset("a an the and or of with w n to for but that which some my your his her their".split())
 
 
 @dataclass(frozen=True)
@@ -208,7 +215,7 @@ def _junk(text: str, reasons: Sequence[str], truncated: bool) -> str:
     tests = (
         ("truncated", lambda: truncated or text.rstrip()[-1:] in {",", ":", "(", "-"} or tokens[-1] in _DANGLING
          or text.count('"') % 2 == 1 or text.count("(") != text.count(")")),
-        ("loop", lambda: re.search(r"([a-z])\1{4,}", lowered) is not None or _loops(tokens)),
+        ("loop", lambda: re.search(r"([a-z])\1{4,}", lowered) is not None or _loops(tokens) or _stutter(lowered)),
         ("echo", lambda: bool(_LABEL.search(text) or _ECHO.search(text))),
         ("meta", lambda: _META.search(text) is not None),
         ("role", lambda: _ROLE.search(text) is not None),
@@ -218,6 +225,15 @@ def _junk(text: str, reasons: Sequence[str], truncated: bool) -> str:
          or sum(not c.isascii() for c in text) > 3),
     )  # fmt: skip
     return next((kind for kind, found in tests if found()), "")
+
+
+def _stutter(text: str) -> bool:
+    """A list item of two words or more said twice, or said again right after it ended the previous item:
+    "dark comedy, witty dialogue, witty dialogue", "a comedy with witty dialogue, witty dialogue"."""
+    items = [" ".join(re.findall(r"[a-z0-9']+", i)) for i in re.split(r"[,;]", text)]
+    items = [i for i in items if len(i.split()) >= 2]
+    echoed = any(f" {b}".endswith(f" {a}") or a.endswith(f" {b}") for a, b in itertools.pairwise(items))
+    return echoed or len(items) != len(set(items))
 
 
 def _loops(tokens: list[str]) -> bool:
@@ -261,7 +277,10 @@ class GroundingCheck:
         """Highest cosine between ``reason`` and ``text`` or one of its clauses (0 without an embedder)."""
         if self.embed is None:
             return 0.0
-        vectors = self._vec([reason, *clauses(text)])
+        parts = [c for c in clauses(text) if any(w not in _FUNCTION | _FILLER | _GENRE for w in _words(c))]
+        if not parts:
+            return 0.0
+        vectors = self._vec([reason, *parts])
         return float((vectors[1:] @ vectors[0]).max())
 
     def carries(self, reason: str, text: str) -> bool:

@@ -256,7 +256,8 @@ class LLMWriter:
     """Drafts messages with an LLM from the prompt files ``query_<style>.txt`` and ``feedback_<kind>.txt``.
 
     The prompts are few-shot completions stopped at the end of the line (small local models follow those
-    better than chat instructions). ``prompts="v1"`` uses the first prompt set (``*_v1.txt``, one example
+    better than chat instructions); a prompt's last line may start the reply ("Reply: Yes, I love the"),
+    which keeps a 135M model on the reasons; that start is part of the message. ``prompts="v1"`` uses the first prompt set (``*_v1.txt``, one example
     each, rendered as the first writer did: ending in a newline), kept to measure the change against.
 
     Args:
@@ -279,7 +280,8 @@ class LLMWriter:
         self.prompts = prompts
 
     def _prompt_name(self, name: str) -> str:
-        return f"{name}_v1" if self.prompts == "v1" and name != "feedback_negative" else name
+        """The prompt file: the v1 set had no ``like`` or ``negative`` feedback, which use the current files."""
+        return f"{name}_v1" if self.prompts == "v1" and name not in ("feedback_like", "feedback_negative") else name
 
     def _complete(self, name: str, attempt: int, **fields: str) -> Draft:
         prompt = load_prompt(self._prompt_name(name))
@@ -299,7 +301,9 @@ class LLMWriter:
             )
         except LLMError:  # the service failed after the backend's own retries
             return Draft("", called=True)
-        clean, truncated = tidy(reply.text, reply.completion_tokens >= self.max_tokens)
+        started = text.rsplit("\n", 1)[-1].partition(":")[2].strip()  # the prompt may start the reply
+        whole = f"{started} {reply.text.strip()}" if started else reply.text
+        clean, truncated = tidy(whole, reply.completion_tokens >= self.max_tokens)
         return Draft(clean, truncated, not cached, reply.completion_tokens, reply.seconds)
 
     def query(self, spec: QueryInput, attempt: int = 0) -> Draft:

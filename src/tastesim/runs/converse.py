@@ -81,7 +81,8 @@ def make_llm_writer(scenario: Scenario, replies: Path | None = None) -> LLMWrite
     if isinstance(settings, LlamaCppSettings):
         update: dict = {"cache_dir": settings.cache_dir or cache}
         if cfg.writer_prompts == "v2":
-            update |= {"model": settings.model or WRITER_MODEL}
+            if "model" not in cfg.llm_options:  # an explicit null picks the analyser's Q4_0 copy
+                update["model"] = WRITER_MODEL
             if "repeat_penalty" not in cfg.llm_options:
                 update["repeat_penalty"] = WRITER_REPEAT_PENALTY
         settings = settings.model_copy(update=update)
