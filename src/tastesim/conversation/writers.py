@@ -257,8 +257,9 @@ class LLMWriter:
 
     The prompts are few-shot completions stopped at the end of the line (small local models follow those
     better than chat instructions); a prompt's last line may start the reply ("Reply: Yes, I love the"),
-    which keeps a 135M model on the reasons; that start is part of the message. ``prompts="v1"`` uses the first prompt set (``*_v1.txt``, one example
-    each, rendered as the first writer did: ending in a newline), kept to measure the change against.
+    which keeps a 135M model on the reasons; that start is part of the message. ``prompts="v1"`` uses the
+    first prompt set (``*_v1.txt``, one example each, rendered as the first writer did: ending in a newline),
+    kept to measure the change against.
 
     Args:
         backend: The LLM.
