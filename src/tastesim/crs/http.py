@@ -113,7 +113,7 @@ class HttpCRS:
             }
             for m in request.messages
         ]
-        return {"model": self.model, "messages": messages, "user": request.session_id, "n": 1}
+        return {"model": self.model, "messages": messages, "user": request.session_id, "n": 1, "k": request.k}
 
     async def respond(self, request: CRSRequest) -> CRSReply:
         """Send one turn; raises :class:`CRSError` with the failure's kind."""
