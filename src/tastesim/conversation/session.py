@@ -227,8 +227,9 @@ async def hold_session(plan: Plan, stage: Stage, crs: CRS, writer: QueryWriter) 
         goal = plan.goal(turn)
         start = time.perf_counter()
         entry: dict = {"turn": turn}
+        leaks = result.leaky
         if turn == plan.shock_turn:
-            previous = ""
+            previous, best = "", 10**9  # a new target: its rank is progress from scratch
             lead, lead_template = f"{lead} {_CHANGED}".strip(), f"{lead_template} {_CHANGED}".strip()
         if plan.behaviour == "negative_only" and lead:
             text = result.send(stage, lead, goal.item, lead_template)  # after its first request: only complaints
@@ -248,7 +249,7 @@ async def hold_session(plan: Plan, stage: Stage, crs: CRS, writer: QueryWriter) 
             result.ranks.append(None)
             result.records.append(TurnRecord(plan.session_id, turn, plan.style, plan.behaviour,
                                              time.perf_counter() - sent, sent - start, err.kind, 0, 0, 0, 0, 0,
-                                             False, False))  # fmt: skip
+                                             False, result.leaky > leaks))  # fmt: skip
             result.transcript.append(entry | {"error": err.kind, "detail": err.detail[:200]})
             continue
         got = time.perf_counter()
@@ -268,7 +269,7 @@ async def hold_session(plan: Plan, stage: Stage, crs: CRS, writer: QueryWriter) 
         result.substitutes += int(liked[slate != goal.item].sum())
         result.records.append(TurnRecord(plan.session_id, turn, plan.style, plan.behaviour, got - sent, sent - start,
                                          "", len(ranked), unknown, rank or 0, clicks,
-                                         int(liked.sum()), found, False))  # fmt: skip
+                                         int(liked.sum()), found, result.leaky > leaks))  # fmt: skip
         result.transcript.append(
             entry
             | {
