@@ -28,7 +28,7 @@ from tastesim.crs.http import HttpCRS
 from tastesim.crs.protocol import CRSError, Mode, read_reply
 from tastesim.crs.server import crs_server
 from tastesim.rng import RandomTree
-from tastesim.runs.converse import make_writer, plan_sessions, run_conversations
+from tastesim.runs.converse import _leak_check, make_writer, plan_sessions, run_conversations
 from tastesim.scenario import Scenario
 from tastesim.world.build import build_parts, profiles_for, scenario_decider
 
@@ -103,32 +103,37 @@ def world(slice_dir: Path, slice_dataset, tmp_path_factory: pytest.TempPathFacto
 def _stage(scenario: Scenario, parts, turns: int = 3) -> Stage:
     titles = [str(t) for t in parts.dataset.items["title"]]
     decider = scenario_decider(scenario, parts)
-    return Stage(parts.catalog, parts.memory, decider, titles, RandomTree(scenario.seed), turns, 10)
+    return Stage(parts.catalog, parts.memory, decider, titles, RandomTree(scenario.seed),
+                 _leak_check(scenario, parts, titles), turns, 10, 50)  # fmt: skip
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("mode", "path"), [("json", "/recommend"), ("openai", "/v1/chat/completions")])
-def test_session_with_builtin_crs_over_http_reaches_success(world, mode: str, path: str) -> None:
+def test_target_sessions_with_builtin_crs_over_http_never_name_the_target(world, mode: str, path: str) -> None:
     scenario, parts, server = world
-    titles = [str(t) for t in parts.dataset.items["title"]]
-    plans = plan_sessions(scenario, parts, titles)
+    plans = plan_sessions(scenario, parts)
     writer = make_writer(scenario)
+    stage = _stage(scenario, parts)
 
     async def talk():
         async with HttpCRS(server.url + path, mode=mode, timeout_s=5) as crs:
-            return [await hold_session(plan, _stage(scenario, parts), crs, writer) for plan in plans[:4]], crs.stats
+            return [await hold_session(plan, stage, crs, writer) for plan in plans[:8]], crs.stats
 
     results, stats = asyncio.run(talk())
+    writer.close()
     assert stats.requests == sum(len(r.records) for r in results) and stats.retries == 0
-    assert any(r.outcome == "success" for r in results)
+    assert any(rank is not None for r in results for rank in r.ranks)  # the retrieval CRS ranks some targets
     for result in results:
-        assert all(rec.error == "" and rec.items == 10 for rec in result.records)
+        assert all(rec.error == "" and rec.items == 50 for rec in result.records), result.records
         said = " ".join(turn["user"] for turn in result.transcript).lower()
-        for title in result.plan.secret_titles:  # the agent never names what it is after
-            assert title.lower() not in said
+        for goal in result.plan.goals:  # the agent never names what it is after (the leak check, on real sessions)
+            assert stage.titles[goal.item].lower() not in said
+            assert not stage.leak.score(said, goal.item).titles
+        assert result.residual == 0
         if result.outcome == "success":
             assert result.transcript[-1]["final"] and result.turns_to_success == len(result.records)
-        # The CRS never repeats an item within a conversation (it reads the shown items from the messages).
+            assert result.ranks[-1] is not None and result.ranks[-1] <= 10
+        # The CRS never shows an item twice within a conversation (it reads the shown items from the messages).
         assert len(result.shown) == len(set(result.shown))
 
 
@@ -220,14 +225,23 @@ def test_faults_are_counted_and_the_report_is_complete(
 
 @pytest.mark.slow
 def test_stress_against_builtin_crs_writes_the_report(tmp_path: Path, slice_dir: Path) -> None:
-    scenario = _scenario(slice_dir, tmp_path / "cache", sessions=40, concurrency=20, transcripts=5)
+    behaviours = {"cooperative": 0.4, "changes_mind": 0.2, "contradictory": 0.2, "negative_only": 0.2}
+    scenario = _scenario(slice_dir, tmp_path / "cache", sessions=40, concurrency=20, transcripts=5,
+                         behaviours=behaviours)  # fmt: skip
     result = run_conversations(scenario, tmp_path / "out")
     report = result.summary["conversation"]
     assert report["errors"] == dict.fromkeys(report["errors"], 0)
-    assert report["sessions_finished"] == 40 and report["success_rate"] > 0
+    assert report["sessions_finished"] == 40 and report["protocol"] == "target"
     assert set(report["by_style"]) == {"terse", "natural", "vague", "noisy", "paraphrase"}
+    assert set(report["by_behaviour"]) == {"cooperative", "changes_mind", "contradictory", "negative_only"}
+    assert all(len(curve) == 3 for curve in report["recall"].values())
+    assert report["recall"]["@1"][-1] <= report["recall"]["@10"][-1] <= report["recall"]["@50"][-1]
+    # The easy-mode figure, next to the real one: a user likes something shown far more often than its target.
+    assert report["liked_anything_rate"] > report["success_rate"]
+    assert report["leak"]["residual_rate"] == 0.0
     writer = report["writer"]  # the template writer writes every text itself, and never falls back
     assert writer["texts_written"] == writer["texts_requested"] > 0 and writer["fallbacks"] == 0
+    assert writer["grounded_rate"] == 1.0 and writer["junk_rate"] == 0.0
     transcripts = [json.loads(line) for line in (result.folder / "transcripts.jsonl").read_text().splitlines()]
     assert len(transcripts) == 5 and all(t["conversation"][0]["user"] for t in transcripts)
     resolved = yaml.safe_load((result.folder / "scenario.yaml").read_text())
@@ -256,7 +270,7 @@ def test_serve_crs_command_serves_on_loopback(tmp_path: Path, slice_dir: Path) -
         busy = subprocess.run(
             [*CLI, "serve-crs", str(scenario), "--port", str(port)], check=False, capture_output=True, text=True
         )
-    assert f"baseline CRS on {url}/recommend" in log.read_text()  # bound to the loopback default
+    assert f"retrieval CRS on {url}/recommend" in log.read_text()  # bound to the loopback default
     assert busy.returncode == 2 and "cannot listen on 127.0.0.1" in busy.stderr and "Traceback" not in busy.stderr
     missing = [*CLI, "serve-crs", str(tmp_path / "missing.yaml")]
     bad = subprocess.run(missing, check=False, capture_output=True, text=True)

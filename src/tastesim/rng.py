@@ -43,6 +43,8 @@ class Stream(StrEnum):
     NOISE = "noise"  # typos of the noisy query style (keyed by the text)
     CONVERSATION_PLAN = "conversation-plan"  # who talks, in which style
     INTEREST = "interest"  # what a conversation is about (keyed by session)
+    BEHAVIOUR = "behaviour"  # how a conversation's user behaves: cooperative, changes mind, ... (keyed by session)
+    PATIENCE = "patience"  # turns without progress a user bears before leaving (keyed by agent)
     TRANSCRIPTS = "transcripts"  # which conversations are saved whole
     ENVIRONMENT = "environment"  # Gymnasium episodes (keyed by episode)
     POLICY = "policy"  # a baseline policy's draws in an evaluation

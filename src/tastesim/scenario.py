@@ -220,19 +220,56 @@ class DecisionConfig(_Section):
     teacher_weight: float = Field(0.5, ge=0, le=1, description="share of the ensemble in the distilled like target")
 
 
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"  # an environment variable's name, never a key itself
+CRSKind = Literal["retrieval", "popularity", "llm"]
+
+
+class CRSEntry(_Section):
+    """One CRS of a side-by-side comparison: a built-in one, or an endpoint."""
+
+    name: str = Field(min_length=1, max_length=40, description="label in the report")
+    builtin: CRSKind | None = Field(None, description="retrieval | popularity | llm, served by tastesim serve-crs")
+    url: str | None = Field(None, pattern=r"^https?://", description="endpoint of a CRS under test")
+    mode: Literal["json", "openai", "chat"] = Field("json", description="json contract, openai (JSON in chat), chat")
+    model: str = Field("crs", description="model name sent in openai and chat modes")
+    api_key_env: str | None = Field(None, pattern=_ENV_NAME, description="environment variable holding the API key")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> CRSEntry:
+        if (self.builtin is None) == (self.url is None):
+            raise ValueError("give exactly one of builtin or url")
+        if self.builtin and self.mode == "chat":
+            raise ValueError("a built-in CRS answers in mode json or openai (chat is for LLM endpoints)")
+        return self
+
+
 class ConversationConfig(_Section):
     """Conversational sessions against a CRS (see tastesim.conversation); set it to run conversations."""
 
     crs_url: str | None = Field(
-        None, pattern=r"^https?://", description="endpoint of the CRS under test; the built-in baseline when empty"
+        None, pattern=r"^https?://", description="endpoint of the CRS under test; the built-in crs_builtin when empty"
     )
-    crs_mode: Literal["json", "openai"] = Field("json", description="json contract, or OpenAI-compatible chat")
-    crs_model: str = Field("crs", description="model name sent in openai mode")
+    crs_mode: Literal["json", "openai", "chat"] = Field(
+        "json", description="json contract, openai (the JSON contract inside a chat completion), or chat (free text)"
+    )
+    crs_model: str = Field("crs", description="model name sent in openai and chat modes")
+    crs_builtin: CRSKind = Field("retrieval", description="the built-in CRS served when crs_url is empty")
+    crs_api_key_env: str | None = Field(
+        None, pattern=_ENV_NAME, description="environment variable holding the CRS's API key (never the key itself)"
+    )
+    compare: list[CRSEntry] = Field(
+        default_factory=list, description="several CRSs held to the same sessions, side by side (overrides crs_*)"
+    )
+    protocol: Literal["target", "liked"] = Field(
+        "target", description="target: success when the user's held-out target is shown; liked: when anything is liked"
+    )
     sessions: int = Field(100, ge=1, le=100_000, description="conversations to hold")
     concurrency: int = Field(100, ge=1, le=2_000, description="sessions in flight at once")
     turns: int = Field(5, ge=1, le=50, description="user turns before the agent abandons")
-    k: int = Field(10, ge=1, le=100, description="items asked for per reply")
-    reasons: int = Field(3, ge=1, le=10, description="like reasons recalled per query")
+    k: int = Field(10, ge=1, le=100, description="items the user sees of each reply")
+    rank_k: int = Field(50, ge=1, le=1000, description="items asked of the CRS per turn (recall@k up to it)")
+    patience: float = Field(3.0, ge=1, le=50, description="mean turns without progress a user bears (drawn per user)")
+    reasons: int = Field(3, ge=1, le=10, description="reasons a query is written from")
     recall: Literal["store", "working"] = Field(
         "store", description="recall reasons through the Chroma store (run folder or memory.server) or working memory"
     )
@@ -240,7 +277,12 @@ class ConversationConfig(_Section):
         default_factory=lambda: dict.fromkeys(("terse", "natural", "vague", "noisy", "paraphrase"), 0.2),
         description="query styles and their population shares",
     )
+    behaviours: dict[Literal["cooperative", "changes_mind", "contradictory", "negative_only"], float] = Field(
+        default_factory=lambda: {"cooperative": 1.0}, description="user behaviours and their population shares"
+    )
     writer: Literal["template", "llm"] = "template"
+    writer_guard: bool = Field(True, description="regenerate, then fall back to the template, on failed LLM messages")
+    writer_prompts: Literal["v1", "v2"] = Field("v2", description="prompt set of the llm writer")
     llm: Literal["ollama", "llamacpp"] = Field("llamacpp", description="LLM backend of the llm writer")
     llm_options: dict[str, Any] = Field(
         default_factory=dict, description="settings of that backend (OllamaSettings or LlamaCppSettings)"
@@ -262,10 +304,26 @@ class ConversationConfig(_Section):
         """``llm_options`` as the settings of the ``llm`` backend."""
         return backend_settings(self.llm, self.llm_options)
 
+    @property
+    def targets(self) -> list[CRSEntry]:
+        """The CRSs under test: ``compare``, or the one ``crs_*`` describes."""
+        if self.compare:
+            return list(self.compare)
+        if self.crs_url:
+            return [CRSEntry(name="crs", url=self.crs_url, mode=self.crs_mode, model=self.crs_model,
+                             api_key_env=self.crs_api_key_env)]  # fmt: skip
+        return [CRSEntry(name=self.crs_builtin, builtin=self.crs_builtin, mode=self.crs_mode)]
+
     @model_validator(mode="after")
     def _shares(self) -> ConversationConfig:
-        if not self.styles or any(v < 0 for v in self.styles.values()) or sum(self.styles.values()) <= 0:
-            raise ValueError("styles: give at least one style with a positive share (shares must not be negative)")
+        for name, shares in (("styles", self.styles), ("behaviours", self.behaviours)):
+            if not shares or any(v < 0 for v in shares.values()) or sum(shares.values()) <= 0:
+                raise ValueError(f"{name}: give at least one with a positive share (shares must not be negative)")
+        if self.rank_k < self.k:
+            raise ValueError(f"rank_k ({self.rank_k}) must be at least k ({self.k}), the items the user sees")
+        names = [c.name for c in self.compare]
+        if len(set(names)) != len(names):
+            raise ValueError(f"compare: names must differ, got {names}")
         return self
 
 

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import socket
 import threading
@@ -27,7 +28,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-__all__ = ["DEFAULT_HOST", "MAX_BODY", "AppServer", "Workers", "read_body", "service_app"]
+__all__ = ["DEFAULT_HOST", "MAX_BODY", "AppServer", "Workers", "bearer_auth", "read_body", "service_app"]
 
 DEFAULT_HOST = "127.0.0.1"
 MAX_BODY = 1 << 20  # bytes of one request body
@@ -87,6 +88,22 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
             raise
         headers = {k: v for k, v in err.headers.items() if k.lower() not in ("content-type", "content-length")}
         return web.json_response({"error": err.text or err.reason}, status=err.status, headers=headers)
+
+
+def bearer_auth(key: str, open_paths: tuple[str, ...] = ()) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Middleware: requests must carry ``Authorization: Bearer KEY`` (``401`` otherwise), except GET requests
+    to ``open_paths`` (health checks)."""
+    expected = f"Bearer {key}"
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method == "GET" and request.path in open_paths:
+            return await handler(request)
+        if not hmac.compare_digest(request.headers.get("Authorization", ""), expected):
+            raise web.HTTPUnauthorized(text="missing or wrong API key: send Authorization: Bearer KEY")
+        return await handler(request)
+
+    return check
 
 
 def service_app(workers: Workers, max_body: int = MAX_BODY) -> web.Application:

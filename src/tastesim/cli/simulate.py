@@ -86,14 +86,19 @@ def _print_summary(folder: Path, summary: dict) -> None:
 
 
 def _print_conversation(folder: Path, summary: dict) -> None:
-    """The conversation figures of a stress run (``report.json`` has every one)."""
+    """The conversation figures of a stress run, one column per CRS compared (``report.json`` has every one)."""
     from tastesim.conversation.metrics import headline_rows
 
     report = summary["conversation"]
-    table = Table(title=f"{summary['scenario']}: {report['sessions_finished']} conversations", show_header=False)
+    reports = report.get("by_crs") or {report["crs"]["name"]: report}
+    first = next(iter(reports.values()))
+    title = f"{summary['scenario']}: {first['sessions_finished']} conversations per CRS"
+    table = Table(title=title, show_header=len(reports) > 1)
     table.add_column("")
-    table.add_column("", justify="right")
-    for label, value in headline_rows(report):
-        table.add_row(label, value)
+    for name in reports:
+        table.add_column(name, justify="right")
+    columns = [headline_rows(r) for r in reports.values()]
+    for i, (label, _) in enumerate(columns[0]):
+        table.add_row(label, *(rows[i][1] for rows in columns))
     console.print(table)
     console.print(f"outputs in [bold]{folder}[/] (report.json has every figure)", highlight=False)

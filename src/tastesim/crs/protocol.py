@@ -14,9 +14,12 @@ tastesim's point of view: every request carries the whole conversation, the item
 
 OpenAI-compatible mode (``crs_mode: openai``): the same messages (items of assistant turns written back as
 the JSON content the CRS sent) go to ``/v1/chat/completions``; the reply's ``choices[0].message.content``
-must be the JSON object above. Both replies are validated by :func:`read_reply` into one model,
-:class:`CRSReply`; the built-in server validates request bodies with :class:`RecommendRequest` and
-:class:`ChatRequest` and answers chat requests with a :class:`ChatCompletion`.
+must be the JSON object above. Chat mode (``crs_mode: chat``): any OpenAI-compatible chat endpoint (an LLM
+used as a CRS, as in iEvaLM): the content is free text naming items, which the client maps back to
+catalog items (:mod:`tastesim.crs.names`); :func:`read_chat_text` validates the envelope. The json and
+openai replies are validated by :func:`read_reply` into one model, :class:`CRSReply`; the built-in server
+validates request bodies with :class:`RecommendRequest` and :class:`ChatRequest` and answers chat requests
+with a :class:`ChatCompletion`.
 """
 
 from __future__ import annotations
@@ -37,12 +40,13 @@ __all__ = [
     "Message",
     "Mode",
     "RecommendRequest",
+    "read_chat_text",
     "read_reply",
 ]
 
 ERROR_KINDS = ("timeout", "http_5xx", "http_4xx", "malformed", "refused", "transport")
 ErrorKind = Literal["timeout", "http_5xx", "http_4xx", "malformed", "refused", "transport"]
-Mode = Literal["json", "openai"]
+Mode = Literal["json", "openai", "chat"]
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,20 @@ class ChatCompletion(_Wire):
         """The envelope of ``reply``."""
         content = reply.model_dump_json(exclude_none=True)
         return cls(model=model, choices=[_Choice(message=_ChatMessage(content=content))])
+
+
+def read_chat_text(body: bytes | str) -> str:
+    """The first choice's content of a chat completion.
+
+    Raises:
+        CRSError: ``malformed`` when the body is not a chat completion with text content.
+    """
+    try:
+        return ChatCompletion.model_validate_json(body).choices[0].message.content
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(map(str, first["loc"])) or "reply"
+        raise CRSError("malformed", f"{where}: {first['msg']}") from err
 
 
 def read_reply(body: bytes | str, mode: Mode) -> CRSReply:

