@@ -34,7 +34,7 @@ from tastesim.memory.working import LIKE, WorkingMemory
 from tastesim.rng import RowDraws
 from tastesim.scenario import DriftConfig
 
-__all__ = ["InterestState", "click_offset", "initial_state", "item_vectors", "update_state"]
+__all__ = ["InterestState", "click_offset", "initial_state", "item_vectors", "row_sums", "unit_rows", "update_state"]
 
 
 @dataclass
@@ -71,6 +71,11 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return (x / np.where(norm > 0, norm, 1.0)).astype(np.float32)
 
 
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), float32: the centroid of interest mass rows."""
+    return _unit(x)
+
+
 def item_vectors(tables: CatalogTables, bank: ReasonBank) -> np.ndarray:
     """Unit mean of each item's like-reason embeddings ``(I, d)`` (zero for an item without reasons)."""
     present = tables.like >= 0
@@ -82,25 +87,37 @@ def _category_bits(tables: CatalogTables) -> np.ndarray:
     return np.array([c % 63 for c in range(len(tables.categories))], dtype=np.int64)
 
 
+_CHUNK = 2048  # rows per chunk of the (rows, slots, d) gathers: bounds their memory
+
+
 def initial_state(memory: WorkingMemory, tables: CatalogTables, bank: ReasonBank, params: DriftConfig) -> InterestState:
-    """The state derived from each agent's working memory (see module docstring)."""
-    valid = memory.reason >= 0
-    vectors = bank.vectors[np.where(valid, memory.reason, 0)]
-    like = valid & (memory.polarity == LIKE)
-    weight = np.where(like, memory.strength, -memory.strength * (params.push / params.pull)) * valid
-    mass = _unit(np.einsum("nm,nmd->nd", weight.astype(np.float32), vectors))
-    bits = (memory.category_mask[..., None] >> _category_bits(tables)) & 1  # (n, M, C)
-    per_slot = bits / np.maximum(bits.sum(-1, keepdims=True), 1)
-    cats = np.einsum("nm,nmc->nc", (memory.strength * like).astype(np.float32), per_slot.astype(np.float32))
-    cats = (cats / np.maximum(cats.sum(-1, keepdims=True), 1e-12)).astype(np.float32)
-    n, n_cat = cats.shape
-    return InterestState(mass, _unit(mass), cats, cats.copy(), np.zeros((n, n_cat), dtype=np.float32))
+    """The state derived from each agent's working memory (see module docstring); row by row, in chunks."""
+    n = memory.n_agents
+    mass = np.zeros((n, bank.vectors.shape[1]), dtype=np.float32)
+    cats = np.zeros((n, len(tables.categories)), dtype=np.float32)
+    bits_of = _category_bits(tables)
+    for lo in range(0, n, _CHUNK):
+        rows = slice(lo, lo + _CHUNK)
+        reason, strength = memory.reason[rows], memory.strength[rows]
+        valid = reason >= 0
+        vectors = bank.vectors[np.where(valid, reason, 0)]
+        like = valid & (memory.polarity[rows] == LIKE)
+        weight = np.where(like, strength, -strength * (params.push / params.pull)) * valid
+        mass[rows] = _unit(np.einsum("nm,nmd->nd", weight.astype(np.float32), vectors))
+        bits = (memory.category_mask[rows][..., None] >> bits_of) & 1  # (n, M, C)
+        per_slot = bits / np.maximum(bits.sum(-1, keepdims=True), 1)
+        part = np.einsum("nm,nmc->nc", (strength * like).astype(np.float32), per_slot.astype(np.float32))
+        cats[rows] = part / np.maximum(part.sum(-1, keepdims=True), 1e-12)
+    return InterestState(mass, _unit(mass), cats, cats.copy(), np.zeros_like(cats))
 
 
-def _scatter_sum(n: int, width: int, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
-    out = np.zeros((n, width), dtype=np.float32)
-    np.add.at(out, rows, values)
-    return out
+def row_sums(rows: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(unique rows, per-row sums of values)``, each row's values added in their order (as ``np.add.at``)."""
+    if rows.size == 0:
+        return rows.astype(np.int64), np.zeros((0, *values.shape[1:]), dtype=values.dtype)
+    order = np.argsort(rows, kind="stable")
+    unique, start = np.unique(rows[order], return_index=True)
+    return unique, np.add.reduceat(values[order], start, axis=0)
 
 
 def update_state(
@@ -112,26 +129,32 @@ def update_state(
     vectors: np.ndarray,
     primary: np.ndarray,
     params: DriftConfig,
-) -> None:
-    """Move the state after one step's decisions (in place): pull, push, decay, satiation."""
-    n, n_cat = state.categories.shape
+) -> np.ndarray:
+    """Move the state after one step's decisions (in place): pull, push, decay, satiation.
+
+    Returns the rows whose interest vector moved (a like or a dislike); every other row only decayed.
+    """
+    n_cat = state.categories.shape[1]
     agent_of = np.broadcast_to(active[:, None], slates.shape)
     liked_a, liked_i = agent_of[decisions.like], slates[decisions.like]
     disliked_a, disliked_i = agent_of[decisions.dislike], slates[decisions.dislike]
     clicked_a, clicked_i = agent_of[decisions.click], slates[decisions.click]
-    d = vectors.shape[1]
-    step = params.pull * _scatter_sum(n, d, liked_a, vectors[liked_i]) - params.push * _scatter_sum(
-        n, d, disliked_a, vectors[disliked_i]
-    )
+    like_rows, like_sums = row_sums(liked_a, vectors[liked_i])
+    dislike_rows, dislike_sums = row_sums(disliked_a, vectors[disliked_i])
+    moved = np.union1d(like_rows, dislike_rows)
+    liked_part = np.zeros((moved.size, vectors.shape[1]), dtype=np.float32)
+    liked_part[np.searchsorted(moved, like_rows)] = like_sums
+    disliked_part = np.zeros_like(liked_part)
+    disliked_part[np.searchsorted(moved, dislike_rows)] = dislike_sums
+    step = params.pull * liked_part - params.push * disliked_part
     state.mass *= np.float32(1.0 - params.decay)
-    state.mass += step
-    liked_cats = _scatter_sum(n, n_cat, (liked_a, primary[liked_i]), np.ones(liked_a.size, dtype=np.float32))
-    total = liked_cats.sum(-1, keepdims=True)
-    moved = total[:, 0] > 0
-    share = liked_cats[moved] / total[moved]
-    state.categories[moved] = (1 - params.pull) * state.categories[moved] + params.pull * share
+    state.mass[moved] += step
+    cat_rows, counts = row_sums(liked_a, np.eye(n_cat, dtype=np.float32)[primary[liked_i]])
+    share = counts / counts.sum(-1, keepdims=True)
+    state.categories[cat_rows] = (1 - params.pull) * state.categories[cat_rows] + params.pull * share
     state.satiation *= np.float32(1.0 - params.recovery)
     np.add.at(state.satiation, (clicked_a, primary[clicked_i]), 1.0)
+    return moved
 
 
 def click_offset(
@@ -146,9 +169,13 @@ def click_offset(
 ) -> np.ndarray:
     """Click log-odds offset ``(n_active, slate)`` from the agents' current interest state."""
     items = np.where(slates >= 0, slates, 0)
-    item_vecs = vectors[items]  # (n, S, d)
-    now = np.einsum("nsd,nd->ns", item_vecs, state.centroid()[active])
-    then = np.einsum("nsd,nd->ns", item_vecs, state.initial[active])
+    now = np.zeros(slates.shape, dtype=np.float32)
+    then = np.zeros(slates.shape, dtype=np.float32)
+    for lo in range(0, len(active), _CHUNK):
+        rows = slice(lo, lo + _CHUNK)
+        item_vecs = vectors[items[rows]]  # (chunk, S, d)
+        now[rows] = np.einsum("nsd,nd->ns", item_vecs, _unit(state.mass[active[rows]]))
+        then[rows] = np.einsum("nsd,nd->ns", item_vecs, state.initial[active[rows]])
     bored = np.take_along_axis(state.satiation[active], primary[items], axis=1)
     explore = draws.uniform(slates.shape[1]) < params.exploration
     offset = params.affinity * (now - then) - params.satiation_weight * bored + params.exploration_bonus * explore

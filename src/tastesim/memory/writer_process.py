@@ -64,7 +64,8 @@ class _ShardWriter:
     def reply(self) -> Reply:
         """The counters (and the failure, if any) as they stand."""
         count = self._guard("counting the records", lambda: self._store().count())
-        return Reply(WriterStats(self.added, self.updated, self.busy, count or 0), self.failure)
+        reformed = self._guard("counting the records", lambda: self._store().count(where={"reformed": True}))
+        return Reply(WriterStats(self.added, self.updated, self.busy, count or 0, reformed or 0), self.failure)
 
     def apply(self, change: Change) -> None:
         """Apply one change to the store."""

@@ -21,6 +21,7 @@ from tastesim.agents.drift import InterestState
 from tastesim.catalog.tables import CatalogTables
 from tastesim.recommenders import Feedback, Recommender, SlateRequest, recommender_for
 from tastesim.scenario import JoinShock, LaunchShock, PerturbShock, Scenario, Shock, SwitchShock, TrendShock
+from tastesim.world.shard import Perturbation
 
 __all__ = ["ShockError", "ShockSchedule", "ShockedRecommender", "shocked_world"]
 
@@ -157,6 +158,13 @@ class ShockSchedule:
                 )
             members &= labels[attribute] == value
         return members
+
+    def perturbations(self) -> tuple[Perturbation, ...]:
+        """The ``perturb`` shocks as population shards apply them (see :meth:`perturb`)."""
+        return tuple(
+            Perturbation(shock.step, members, cat, target, shock.strength)
+            for shock, members, cat, target in self.perturbs
+        )
 
     def present(self, active: np.ndarray, step: int) -> np.ndarray:
         """``active`` without the agents whose segment has not joined by ``step``."""
