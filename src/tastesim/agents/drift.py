@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 import numpy as np
+import scipy.sparse as sp
 
 from tastesim.catalog import Decisions
 from tastesim.catalog.tables import CatalogTables, ReasonBank
@@ -34,7 +35,7 @@ from tastesim.memory.working import LIKE, WorkingMemory
 from tastesim.rng import RowDraws
 from tastesim.scenario import DriftConfig
 
-__all__ = ["InterestState", "click_offset", "initial_state", "item_vectors", "row_sums", "unit_rows", "update_state"]
+__all__ = ["InterestState", "click_offset", "initial_state", "item_vectors", "unit_rows", "update_state"]
 
 
 @dataclass
@@ -67,8 +68,8 @@ class InterestState:
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
-    norm = np.linalg.norm(x, axis=-1, keepdims=True)
-    return (x / np.where(norm > 0, norm, 1.0)).astype(np.float32)
+    norm = np.sqrt(np.einsum("...d,...d->...", x, x))[..., None]  # no (rows, d) temporary, unlike linalg.norm
+    return (x / np.where(norm > 0, norm, 1.0)).astype(np.float32, copy=False)
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
@@ -87,7 +88,7 @@ def _category_bits(tables: CatalogTables) -> np.ndarray:
     return np.array([c % 63 for c in range(len(tables.categories))], dtype=np.int64)
 
 
-_CHUNK = 2048  # rows per chunk of the (rows, slots, d) gathers: bounds their memory
+_CHUNK = 1024  # rows per chunk of the (rows, slots, d) gathers: bounds their memory
 
 
 def initial_state(memory: WorkingMemory, tables: CatalogTables, bank: ReasonBank, params: DriftConfig) -> InterestState:
@@ -111,13 +112,14 @@ def initial_state(memory: WorkingMemory, tables: CatalogTables, bank: ReasonBank
     return InterestState(mass, _unit(mass), cats, cats.copy(), np.zeros_like(cats))
 
 
-def row_sums(rows: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(unique rows, per-row sums of values)``, each row's values added in their order (as ``np.add.at``)."""
-    if rows.size == 0:
-        return rows.astype(np.int64), np.zeros((0, *values.shape[1:]), dtype=values.dtype)
-    order = np.argsort(rows, kind="stable")
-    unique, start = np.unique(rows[order], return_index=True)
-    return unique, np.add.reduceat(values[order], start, axis=0)
+def _per_row(
+    rows: np.ndarray, items: np.ndarray, weights: np.ndarray, table: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(unique rows, per-row sums of weight * table[item])`` over (row, item, weight) events: one sparse
+    product, so no (events, width) temporary is made."""
+    unique, at = np.unique(rows, return_inverse=True)
+    events = sp.csr_matrix((weights.astype(table.dtype), (at, items)), shape=(len(unique), table.shape[0]))
+    return unique.astype(np.int64), np.asarray(events @ table, dtype=table.dtype)
 
 
 def update_state(
@@ -136,23 +138,18 @@ def update_state(
     """
     n_cat = state.categories.shape[1]
     agent_of = np.broadcast_to(active[:, None], slates.shape)
-    liked_a, liked_i = agent_of[decisions.like], slates[decisions.like]
-    disliked_a, disliked_i = agent_of[decisions.dislike], slates[decisions.dislike]
-    clicked_a, clicked_i = agent_of[decisions.click], slates[decisions.click]
-    like_rows, like_sums = row_sums(liked_a, vectors[liked_i])
-    dislike_rows, dislike_sums = row_sums(disliked_a, vectors[disliked_i])
-    moved = np.union1d(like_rows, dislike_rows)
-    liked_part = np.zeros((moved.size, vectors.shape[1]), dtype=np.float32)
-    liked_part[np.searchsorted(moved, like_rows)] = like_sums
-    disliked_part = np.zeros_like(liked_part)
-    disliked_part[np.searchsorted(moved, dislike_rows)] = dislike_sums
-    step = params.pull * liked_part - params.push * disliked_part
+    judged = decisions.like | decisions.dislike
+    weight = np.where(decisions.like, np.float32(params.pull), np.float32(-params.push))[judged]
+    moved, step = _per_row(agent_of[judged], slates[judged], weight, vectors)
     state.mass *= np.float32(1.0 - params.decay)
     state.mass[moved] += step
-    cat_rows, counts = row_sums(liked_a, np.eye(n_cat, dtype=np.float32)[primary[liked_i]])
+    liked_a, liked_i = agent_of[decisions.like], slates[decisions.like]
+    ones = np.ones(len(liked_a), dtype=np.float32)
+    cat_rows, counts = _per_row(liked_a, primary[liked_i], ones, np.eye(n_cat, dtype=np.float32))
     share = counts / counts.sum(-1, keepdims=True)
     state.categories[cat_rows] = (1 - params.pull) * state.categories[cat_rows] + params.pull * share
     state.satiation *= np.float32(1.0 - params.recovery)
+    clicked_a, clicked_i = agent_of[decisions.click], slates[decisions.click]
     np.add.at(state.satiation, (clicked_a, primary[clicked_i]), 1.0)
     return moved
 
@@ -169,14 +166,12 @@ def click_offset(
 ) -> np.ndarray:
     """Click log-odds offset ``(n_active, slate)`` from the agents' current interest state."""
     items = np.where(slates >= 0, slates, 0)
-    now = np.zeros(slates.shape, dtype=np.float32)
-    then = np.zeros(slates.shape, dtype=np.float32)
+    gained = np.zeros(slates.shape, dtype=np.float32)  # cos(centroid now, item) - cos(centroid at step 0, item)
     for lo in range(0, len(active), _CHUNK):
-        rows = slice(lo, lo + _CHUNK)
-        item_vecs = vectors[items[rows]]  # (chunk, S, d)
-        now[rows] = np.einsum("nsd,nd->ns", item_vecs, _unit(state.mass[active[rows]]))
-        then[rows] = np.einsum("nsd,nd->ns", item_vecs, state.initial[active[rows]])
+        rows = active[lo : lo + _CHUNK]
+        towards = _unit(state.mass[rows]) - state.initial[rows]
+        gained[lo : lo + _CHUNK] = np.einsum("nsd,nd->ns", vectors[items[lo : lo + _CHUNK]], towards)
     bored = np.take_along_axis(state.satiation[active], primary[items], axis=1)
     explore = draws.uniform(slates.shape[1]) < params.exploration
-    offset = params.affinity * (now - then) - params.satiation_weight * bored + params.exploration_bonus * explore
+    offset = params.affinity * gained - params.satiation_weight * bored + params.exploration_bonus * explore
     return np.where(slates >= 0, offset, 0.0).astype(np.float32)

@@ -27,14 +27,35 @@ class PopularityRecommender(ScoreRecommender):
     """Most-interacted items of the training data (ties by item index)."""
 
     name = "popularity"
+    _PREFIX = 64  # ranked items looked at first; rows with fewer than k unblocked among them score everything
 
     def fit(self, interactions: sp.csr_matrix, rng: np.random.Generator) -> None:
         """Count the rows that interacted with each item (real users, and agents' simulated clicks)."""
         counts = np.asarray((interactions > 0).sum(axis=0)).ravel().astype(np.float64)
         self.popularity = counts - np.arange(counts.size) * 1e-9  # stable tie order
+        self.ranking = np.argsort(-self.popularity, kind="stable")
 
     def scores(self, request: SlateRequest, rows: slice) -> np.ndarray:
         return np.broadcast_to(self.popularity, (len(request.agents[rows]), self.popularity.size))
+
+    def recommend(self, request: SlateRequest) -> np.ndarray:
+        """Each agent's first ``k`` unblocked items in popularity order (what scoring every item would
+        give), read from the head of the ranking: no agents x items score block, so memory stays bounded by
+        the request itself at any population size."""
+        k, n = request.k, len(request.agents)
+        width = min(self.ranking.size, max(self._PREFIX, 4 * k))
+        head = self.ranking[:width]
+        free = ~request.blocked[:, head]  # (n, width)
+        picks = np.argsort(~free, axis=1, kind="stable")[:, :k]  # first k free positions, in rank order
+        slates = np.where(np.take_along_axis(free, picks, axis=1), head[picks], -1)
+        if slates.shape[1] < k:
+            slates = np.pad(slates, ((0, 0), (0, k - slates.shape[1])), constant_values=-1)
+        short = np.flatnonzero(free.sum(axis=1) < k)
+        if short.size and width < self.ranking.size:  # heavy consumers: rank the whole catalog for them
+            sub = SlateRequest(request.agents[short], request.history[short], request.blocked[short], k,
+                               request.step, request.rng)  # fmt: skip
+            slates[short] = super().recommend(sub)
+        return slates.reshape(n, k)
 
 
 class ItemKNNRecommender(ScoreRecommender):

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from tastesim.agents.drift import InterestState, unit_rows
 from tastesim.agents.population import Population
@@ -206,11 +207,15 @@ class Groups:
 
     def sums(self, codes: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Exact integer sums of ``values`` (rows of int64, one per agent of ``codes``) for every group."""
-        out = np.zeros((len(self), *values.shape[1:]), dtype=np.int64)
-        out[0] = values.sum(axis=0)
-        for j in range(codes.shape[1]):
-            np.add.at(out, codes[:, j], values)
-        return out
+        n, n_attr = codes.shape
+        member = sp.csr_matrix(
+            (
+                np.ones(n * (n_attr + 1), dtype=np.int64),
+                (np.concatenate([np.zeros(n, dtype=np.int64), codes.T.ravel()]), np.tile(np.arange(n), n_attr + 1)),
+            ),
+            shape=(len(self), n),
+        )
+        return np.asarray(member @ values, dtype=np.int64)  # integer arithmetic: exact, any order
 
 
 @dataclass(frozen=True)
@@ -258,20 +263,23 @@ class ShardDrift:
         self.shift_sums = groups.sums(codes, self.shift)
         self.narrowing_sums = groups.sums(codes, self.narrowing)
 
-    def _values(self, state: InterestState, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Fixed-point categories, centroid shift and narrowing of ``rows``."""
-        centroid = unit_rows(state.mass[rows])
-        shift = fixed(1 - (centroid * state.initial[rows]).sum(-1))
+    def _values(
+        self, state: InterestState, rows: np.ndarray, centroid: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Fixed-point categories, centroid shift and narrowing of ``rows`` (``centroid``: theirs, if known)."""
+        centroid = unit_rows(state.mass[rows]) if centroid is None else centroid
+        shift = fixed(1 - np.einsum("nd,nd->n", centroid, state.initial[rows]))
         h0 = self.h0[rows]
         ratio = entropy_bits(state.categories[rows]) / np.where(h0 > 0, h0, 1)
         return fixed(state.categories[rows]), shift, fixed(np.where(h0 > 0, 1 - ratio, 0.0))
 
-    def refresh(self, state: InterestState, rows: np.ndarray) -> None:
-        """Recompute the agents ``rows`` (whose interests changed) from ``state``, and the group sums."""
-        rows = np.unique(np.asarray(rows, dtype=np.int64))
+    def refresh(self, state: InterestState, rows: np.ndarray, centroids: np.ndarray | None = None) -> None:
+        """Recompute the agents ``rows`` (ascending, distinct; their interests changed) from ``state``, and the
+        group sums; ``centroids`` are the rows' unit interest vectors when the caller has them."""
+        rows = np.asarray(rows, dtype=np.int64)
         if not rows.size:
             return
-        cats, shift, narrowing = self._values(state, rows)
+        cats, shift, narrowing = self._values(state, rows, centroids)
         codes = self.codes[rows]
         self.cat_sums += self.groups.sums(codes, cats - self.cats[rows])
         self.shift_sums += self.groups.sums(codes, shift - self.shift[rows])

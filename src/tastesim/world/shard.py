@@ -303,8 +303,8 @@ class PopulationShard:
                 params=self.drift_config,
             )
             after = unit_rows(self.interest.mass[moved_rows])
-            moved = 1 - (after * before[np.searchsorted(candidates, moved_rows)]).sum(-1)
-            self.drift.refresh(self.interest, moved_rows)
+            moved = 1 - np.einsum("nd,nd->n", after, before[np.searchsorted(candidates, moved_rows)])
+            self.drift.refresh(self.interest, moved_rows, after)
         shown = slates >= 0
         hits = self.held_out.hits(self.user_rows[row_of[shown]], slates[shown])
         ild = intra_list_distance(slates, self.item_vectors, self.similarity)

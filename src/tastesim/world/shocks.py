@@ -93,7 +93,8 @@ class ShockedRecommender:
 
     def recommend(self, request: SlateRequest) -> np.ndarray:
         """Slates from the current recommender with unlaunched items blocked and trends inserted."""
-        blocked = request.blocked | self.hidden(request.step)
+        hidden = self.hidden(request.step)
+        blocked = request.blocked | hidden if hidden.any() else request.blocked  # no copy when nothing is hidden
         inner = SlateRequest(request.agents, request.history, blocked, request.k, request.step, request.rng)
         slates = np.asarray(self.current(request.step).recommend(inner), dtype=np.int64)
         for shock, items in self.trends:
