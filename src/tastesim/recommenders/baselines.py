@@ -45,7 +45,7 @@ class PopularityRecommender(ScoreRecommender):
         k, n = request.k, len(request.agents)
         width = min(self.ranking.size, max(self._PREFIX, 4 * k))
         head = self.ranking[:width]
-        free = ~request.blocked[:, head]  # (n, width)
+        free = ~request.blocked[:, head].astype(bool, copy=False)  # (n, width)
         picks = np.argsort(~free, axis=1, kind="stable")[:, :k]  # first k free positions, in rank order
         slates = np.where(np.take_along_axis(free, picks, axis=1), head[picks], -1)
         if slates.shape[1] < k:
