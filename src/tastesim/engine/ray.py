@@ -176,7 +176,6 @@ class RayShards:
         """See :class:`~tastesim.world.shards.Shards`."""
         self._each("restore", lambda k: (states[k],), "restoring its state")
 
-
     def seeded(self) -> int:
         """See :class:`~tastesim.world.shards.Shards`."""
         return sum(self._each("seeded", lambda k: (), "counting its memories"))

@@ -179,9 +179,7 @@ class MemoryStore:
         return [_record(result["ids"][i], result["metadatas"][i], float(distances[i])) for i in order]
 
 
-def _where(
-    agent_id: int | None, polarity: str | None, category: str | None, user_id: str | None = None
-) -> dict | None:
+def _where(agent_id: int | None, polarity: str | None, category: str | None, user_id: str | None = None) -> dict | None:
     pairs = (("agent_id", agent_id), ("user_id", user_id), ("polarity", polarity), ("category", category))
     clauses = [{key: value} for key, value in pairs if value is not None]
     if not clauses:

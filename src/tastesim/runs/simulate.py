@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from tastesim.agents.drift import item_vectors
 from tastesim.catalog.profile import write_profiles
-from tastesim.engine import ShardLost, make_shards
+from tastesim.engine import ShardLost, build_shards
 from tastesim.memory.protocol import MemoryWriterError, WriterStats
 from tastesim.memory.seed import ensure_seed_store, seed_key, seed_spec
 from tastesim.memory.store import StoreSpec
@@ -38,11 +38,11 @@ from tastesim.report.html import write_report
 from tastesim.report.plots import write_plots
 from tastesim.runs.outcome import Progress, RunError, RunResult, quiet
 from tastesim.scenario import Scenario, load_scenario
-from tastesim.world.build import Parts, build_parts, load_scenario_dataset, profiles_for, store_spec, user_decider
+from tastesim.world.build import Parts, build_parts, load_scenario_dataset, profiles_for, store_spec
 from tastesim.world.drift_metrics import Groups, drift_headline, segment_labels
 from tastesim.world.metrics import METRICS
 from tastesim.world.model import TasteModel
-from tastesim.world.shard import ShardPlan, ShardWorld, record_factory
+from tastesim.world.shard import record_factory
 from tastesim.world.shocks import ShockError, shocked_world
 
 __all__ = ["checkpoint_memory", "resumable_scenario", "run_simulation"]
@@ -50,9 +50,7 @@ __all__ = ["checkpoint_memory", "resumable_scenario", "run_simulation"]
 _SHARD_CHECKPOINTS = "checkpoint"  # the shards' checkpoint files, beside the driver's checkpoint.npz
 
 
-def run_simulation(
-    scenario: Scenario | None, out: Path, resume: bool = False, progress: Progress = quiet
-) -> RunResult:
+def run_simulation(scenario: Scenario | None, out: Path, resume: bool = False, progress: Progress = quiet) -> RunResult:
     """Run (or resume) a slate simulation of one recommender into ``out``.
 
     Args:
@@ -231,22 +229,8 @@ def _open(scenario: Scenario, parts: Parts, progress: Progress) -> TasteModel:
     except ShockError as err:
         raise RunError(str(err)) from err
     groups = Groups.from_labels(labels, population.n_agents)
-    world = ShardWorld(
-        catalog=parts.catalog,
-        item_vectors=vectors,
-        user_memory=parts.user_memory,
-        user_decider=user_decider(scenario, parts, progress),
-        user_items=population.train > 0,
-        holdout_ptr=population.holdout_ptr,
-        holdout_items=population.holdout_items,
-        drift=scenario.drift,
-        group_names=groups.names,
-        perturbations=shocks.perturbations(),
-        seed=scenario.seed,
-    )
     progress("starting population shards", 0, 1)
-    plans = ShardPlan.split(population.user_rows, groups.codes, scenario.execution.workers)
-    shards = make_shards(scenario.execution, world, plans)
+    shards = build_shards(scenario, parts, groups, shocks, progress)
     try:
         return TasteModel(
             parts.catalog,

@@ -424,6 +424,7 @@ class DriftTracker:
                     "filter_bubble": _ratio(p.narrowing[g], p.narrowing_n[g]),
                 }
             )
+
     def frame(self) -> pd.DataFrame:
         """Every row so far: one per (step, attribute, segment)."""
         return pd.DataFrame(self.rows, columns=["step", "attribute", "segment", *DRIFT_METRICS])

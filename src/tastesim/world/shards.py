@@ -75,7 +75,6 @@ class Shards(Protocol):
         """Inverse of :meth:`state`."""
         ...
 
-
     def seeded(self) -> int:
         """Seeded memories of all agents."""
         ...
@@ -197,7 +196,6 @@ class InProcessShards:
         """See :class:`Shards`."""
         for shard, state in zip(self.shards, states, strict=True):
             shard.restore(state)
-
 
     def seeded(self) -> int:
         """See :class:`Shards`."""
