@@ -3,6 +3,7 @@ kill -9, a worker killed mid-run, and every shard writing to one real Chroma ser
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -86,10 +87,8 @@ def _descendants(pid: int) -> dict[int, bytes]:
 def _stop_leftovers(pid: int) -> None:
     """Kill what a killed run left of its local Ray (its cluster processes are not in the run's group)."""
     for child in _descendants(pid):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(child, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 @pytest.mark.timeout(600)
