@@ -35,7 +35,7 @@ from tastesim.memory.working import LIKE, WorkingMemory
 from tastesim.rng import RowDraws
 from tastesim.scenario import DriftConfig
 
-__all__ = ["InterestState", "click_offset", "initial_state", "item_vectors", "unit_rows", "update_state"]
+__all__ = ["InterestState", "Moves", "click_offset", "initial_state", "item_vectors", "unit_rows", "update_state"]
 
 
 @dataclass
@@ -88,7 +88,7 @@ def _category_bits(tables: CatalogTables) -> np.ndarray:
     return np.array([c % 63 for c in range(len(tables.categories))], dtype=np.int64)
 
 
-_CHUNK = 1024  # rows per chunk of the (rows, slots, d) gathers: bounds their memory
+_CHUNK = 1024  # rows per chunk of (rows, [slots,] d) temporaries: bounds their memory, which is then reused
 
 
 def initial_state(memory: WorkingMemory, tables: CatalogTables, bank: ReasonBank, params: DriftConfig) -> InterestState:
@@ -112,14 +112,27 @@ def initial_state(memory: WorkingMemory, tables: CatalogTables, bank: ReasonBank
     return InterestState(mass, _unit(mass), cats, cats.copy(), np.zeros_like(cats))
 
 
-def _per_row(
-    rows: np.ndarray, items: np.ndarray, weights: np.ndarray, table: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(unique rows, per-row sums of weight * table[item])`` over (row, item, weight) events: one sparse
-    product, so no (events, width) temporary is made."""
+def _events(rows: np.ndarray, items: np.ndarray, weights: np.ndarray, width: int) -> tuple[np.ndarray, sp.csr_matrix]:
+    """``(unique rows, events)``: a sparse ``(unique rows, width)`` matrix of the (row, item, weight) events,
+    so ``events @ table`` sums ``weight * table[item]`` per row without an (events, d) temporary."""
     unique, at = np.unique(rows, return_inverse=True)
-    events = sp.csr_matrix((weights.astype(table.dtype), (at, items)), shape=(len(unique), table.shape[0]))
-    return unique.astype(np.int64), np.asarray(events @ table, dtype=table.dtype)
+    events = sp.csr_matrix((weights.astype(np.float32), (at, items)), shape=(len(unique), width))
+    return unique.astype(np.int64), events
+
+
+@dataclass(frozen=True)
+class Moves:
+    """The rows whose interest vector moved in one update, and how (for drift metrics, see ``update_state``).
+
+    Attributes:
+        rows: Rows that liked or disliked something (ascending); every other row only decayed.
+        step_cos: Per moved row, ``cos(centroid after, centroid before)``.
+        start_cos: Per moved row, ``cos(centroid after, step-0 centroid)``.
+    """
+
+    rows: np.ndarray
+    step_cos: np.ndarray
+    start_cos: np.ndarray
 
 
 def update_state(
@@ -131,27 +144,39 @@ def update_state(
     vectors: np.ndarray,
     primary: np.ndarray,
     params: DriftConfig,
-) -> np.ndarray:
+) -> Moves:
     """Move the state after one step's decisions (in place): pull, push, decay, satiation.
 
-    Returns the rows whose interest vector moved (a like or a dislike); every other row only decayed.
+    Returns the rows whose interest vector moved (a like or a dislike) with the cosines drift metrics need,
+    computed while the rows pass by: moved rows are updated in chunks, so no (rows, d) array is ever made.
     """
     n_cat = state.categories.shape[1]
     agent_of = np.broadcast_to(active[:, None], slates.shape)
     judged = decisions.like | decisions.dislike
     weight = np.where(decisions.like, np.float32(params.pull), np.float32(-params.push))[judged]
-    moved, step = _per_row(agent_of[judged], slates[judged], weight, vectors)
+    moved, events = _events(agent_of[judged], slates[judged], weight, vectors.shape[0])
     state.mass *= np.float32(1.0 - params.decay)
-    state.mass[moved] += step
+    step_cos, start_cos = np.zeros(moved.size), np.zeros(moved.size)
+    for lo in range(0, moved.size, _CHUNK):
+        rows = moved[lo : lo + _CHUNK]
+        before = state.mass[rows]
+        after = before + np.asarray(events[lo : lo + _CHUNK] @ vectors, dtype=np.float32)
+        state.mass[rows] = after
+        nb = np.einsum("nd,nd->n", before, before, dtype=np.float64)
+        na = np.einsum("nd,nd->n", after, after, dtype=np.float64)
+        both = np.sqrt(na * nb)
+        step_cos[lo : lo + len(rows)] = np.where(both > 0, np.einsum("nd,nd->n", after, before) / both, 0.0)
+        start = np.einsum("nd,nd->n", after, state.initial[rows])
+        start_cos[lo : lo + len(rows)] = np.where(na > 0, start / np.sqrt(na), 0.0)
     liked_a, liked_i = agent_of[decisions.like], slates[decisions.like]
-    ones = np.ones(len(liked_a), dtype=np.float32)
-    cat_rows, counts = _per_row(liked_a, primary[liked_i], ones, np.eye(n_cat, dtype=np.float32))
+    cat_rows, counts = _events(liked_a, primary[liked_i], np.ones(len(liked_a)), n_cat)
+    counts = counts.toarray()
     share = counts / counts.sum(-1, keepdims=True)
     state.categories[cat_rows] = (1 - params.pull) * state.categories[cat_rows] + params.pull * share
     state.satiation *= np.float32(1.0 - params.recovery)
     clicked_a, clicked_i = agent_of[decisions.click], slates[decisions.click]
     np.add.at(state.satiation, (clicked_a, primary[clicked_i]), 1.0)
-    return moved
+    return Moves(moved, step_cos, start_cos)
 
 
 def click_offset(

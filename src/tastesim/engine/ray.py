@@ -180,6 +180,11 @@ class RayShards:
         """See :class:`~tastesim.world.shards.Shards`."""
         return sum(self._each("seeded", lambda k: (), "counting its memories"))
 
+    def usage(self) -> list[dict[str, float]]:
+        """See :class:`~tastesim.world.shards.Shards`: one entry per actor, with its node."""
+        usage = self._each("usage", lambda k: (), "reporting its usage")
+        return [{**u, "node": place[0]} for u, place in zip(usage, self.places, strict=True)]
+
     def shutdown(self) -> None:
         """Kill the actors (their writers exit with them) and stop the Ray this object started."""
         for actor in self.actors:

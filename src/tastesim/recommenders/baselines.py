@@ -39,23 +39,23 @@ class PopularityRecommender(ScoreRecommender):
         return np.broadcast_to(self.popularity, (len(request.agents[rows]), self.popularity.size))
 
     def recommend(self, request: SlateRequest) -> np.ndarray:
-        """Each agent's first ``k`` unblocked items in popularity order (what scoring every item would
-        give), read from the head of the ranking: no agents x items score block, so memory stays bounded by
-        the request itself at any population size."""
+        """Each agent's first ``k`` unblocked items in popularity order (what scoring every item would give),
+        read from the head of the ranking, widened four times at a time for the agents that consumed most of
+        it: no agents x items score block, so memory stays bounded by the request itself at any population."""
         k, n = request.k, len(request.agents)
+        slates = np.full((n, k), -1, dtype=np.int64)
+        rows = np.arange(n)
         width = min(self.ranking.size, max(self._PREFIX, 4 * k))
-        head = self.ranking[:width]
-        free = ~request.blocked[:, head].astype(bool, copy=False)  # (n, width)
-        picks = np.argsort(~free, axis=1, kind="stable")[:, :k]  # first k free positions, in rank order
-        slates = np.where(np.take_along_axis(free, picks, axis=1), head[picks], -1)
-        if slates.shape[1] < k:
-            slates = np.pad(slates, ((0, 0), (0, k - slates.shape[1])), constant_values=-1)
-        short = np.flatnonzero(free.sum(axis=1) < k)
-        if short.size and width < self.ranking.size:  # heavy consumers: rank the whole catalog for them
-            sub = SlateRequest(request.agents[short], request.history[short], request.blocked[short], k,
-                               request.step, request.rng)  # fmt: skip
-            slates[short] = super().recommend(sub)
-        return slates.reshape(n, k)
+        while rows.size:
+            head = self.ranking[:width]
+            blocked = request.blocked[:, head] if rows.size == n else request.blocked[rows[:, None], head]
+            free = ~blocked.astype(bool, copy=False)  # (rows, width)
+            done = (free.sum(axis=1) >= k) | (width == self.ranking.size)
+            picks = np.argsort(~free[done], axis=1, kind="stable")[:, :k]  # first k free positions, in rank order
+            chosen = np.where(np.take_along_axis(free[done], picks, axis=1), head[picks], -1)
+            slates[rows[done], : chosen.shape[1]] = chosen
+            rows, width = rows[~done], min(self.ranking.size, width * 4)
+        return slates
 
 
 class ItemKNNRecommender(ScoreRecommender):

@@ -85,7 +85,7 @@ def run_simulation(scenario: Scenario | None, out: Path, resume: bool = False, p
             closing = time.perf_counter()
             stats = model.shards.close(model.steps)
             timing["final_flush_seconds"] = time.perf_counter() - closing
-            seeded = model.shards.seeded()
+            seeded, usage = model.shards.seeded(), model.shards.usage()
         except BaseException:
             model.shards.abort()  # the writers stop however the run ends; what the last checkpoint flushed stays
             raise
@@ -105,8 +105,9 @@ def run_simulation(scenario: Scenario | None, out: Path, resume: bool = False, p
         "seed_records_written_this_session": seed_written,
     }
     summary = _finish(
-        out, model, scenario, stats=stats, memory=memory, step_seconds=step_seconds, timing=timing, started=started
-    )
+        out, model, scenario, stats=stats, memory=memory, usage=usage, step_seconds=step_seconds, timing=timing,
+        started=started,
+    )  # fmt: skip
     return RunResult(out, summary)
 
 
@@ -305,6 +306,7 @@ def _finish(
     *,
     stats: WriterStats,
     memory: dict,
+    usage: list[dict],
     step_seconds: float,
     timing: dict[str, float],
     started: float,
@@ -337,11 +339,12 @@ def _finish(
         "memory_records": memory["memories"],
         "memory": memory,
         "drift": _write_drift(out, model),
+        "shards": usage,  # per population shard: agents, state bytes, its process's peak RSS and CPU seconds
         "timing": {},
     }
     write_report_started = time.perf_counter()
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    write_report(out)
+    write_report(out)  # reads summary.json; the timing below (the report's included) is written after it
     now = time.perf_counter()
     summary["timing"] = {
         "wall_seconds": round(now - started, 2),

@@ -264,22 +264,24 @@ class ShardDrift:
         self.narrowing_sums = groups.sums(codes, self.narrowing)
 
     def _values(
-        self, state: InterestState, rows: np.ndarray, centroid: np.ndarray | None = None
+        self, state: InterestState, rows: np.ndarray, start_cos: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Fixed-point categories, centroid shift and narrowing of ``rows`` (``centroid``: theirs, if known)."""
-        centroid = unit_rows(state.mass[rows]) if centroid is None else centroid
-        shift = fixed(1 - np.einsum("nd,nd->n", centroid, state.initial[rows]))
+        """Fixed-point categories, centroid shift and narrowing of ``rows`` (``start_cos``: their cosines to
+        the step-0 centroid, when known)."""
+        if start_cos is None:
+            start_cos = np.einsum("nd,nd->n", unit_rows(state.mass[rows]), state.initial[rows])
+        shift = fixed(1 - start_cos)
         h0 = self.h0[rows]
         ratio = entropy_bits(state.categories[rows]) / np.where(h0 > 0, h0, 1)
         return fixed(state.categories[rows]), shift, fixed(np.where(h0 > 0, 1 - ratio, 0.0))
 
-    def refresh(self, state: InterestState, rows: np.ndarray, centroids: np.ndarray | None = None) -> None:
+    def refresh(self, state: InterestState, rows: np.ndarray, start_cos: np.ndarray | None = None) -> None:
         """Recompute the agents ``rows`` (ascending, distinct; their interests changed) from ``state``, and the
-        group sums; ``centroids`` are the rows' unit interest vectors when the caller has them."""
+        group sums; ``start_cos`` are the rows' cosines to their step-0 centroid when the caller has them."""
         rows = np.asarray(rows, dtype=np.int64)
         if not rows.size:
             return
-        cats, shift, narrowing = self._values(state, rows, centroids)
+        cats, shift, narrowing = self._values(state, rows, start_cos)
         codes = self.codes[rows]
         self.cat_sums += self.groups.sums(codes, cats - self.cats[rows])
         self.shift_sums += self.groups.sums(codes, shift - self.shift[rows])

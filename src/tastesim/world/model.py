@@ -33,6 +33,8 @@ from tastesim.world.shocks import ShockSchedule
 
 __all__ = ["TasteModel"]
 
+_BLOCKED_BUFFER_BYTES = 1 << 30
+
 
 class TasteModel(mesa.Model):
     """A population of :class:`UserAgent` facing one recommender.
@@ -77,6 +79,7 @@ class TasteModel(mesa.Model):
         self.metrics = StepMetrics(len(catalog.item_ids), catalog.tables.primary, catalog.self_information)
         self.datacollector = make_collector(self.metrics)
         self.last_table: pa.Table | None = None
+        self._blocked: np.ndarray | None = None
         self.drift_config = drift or DriftConfig()
         self.shocks = shocks
         self.item_vectors = item_vectors(catalog.tables, catalog.bank)
@@ -134,9 +137,11 @@ class TasteModel(mesa.Model):
         """Ask the recommender for one slate per acting agent; blocked items are dropped."""
         history = self.shards.histories(active)
         n_items = len(self.catalog.item_ids)
-        blocked = np.zeros((len(active), n_items), dtype=bool)
+        blocked = self._blocked_rows(len(active))
         if not self.allow_repeats:
-            blocked[np.repeat(np.arange(len(active)), np.diff(history.indptr)), history.indices] = True
+            blocked.reshape(-1)[
+                np.repeat(np.arange(len(active)) * n_items, np.diff(history.indptr)) + history.indices
+            ] = True
         request = SlateRequest(
             agents=active,
             history=sp.csr_matrix(history, dtype=np.float32),
@@ -150,6 +155,18 @@ class TasteModel(mesa.Model):
         slates = np.where(inside, slates, -1)
         illegal = np.take_along_axis(blocked, np.where(inside, slates, 0), axis=1) & inside
         return np.where(illegal, -1, slates)
+
+    def _blocked_rows(self, n: int) -> np.ndarray:
+        """An all-False ``(n, n_items)`` bool array for the request: one buffer reused step after step (a fresh
+        one per step costs its page faults again), unless the population's would be above 1 GiB."""
+        shape = (self.population.n_agents, len(self.catalog.item_ids))
+        if shape[0] * shape[1] > _BLOCKED_BUFFER_BYTES:
+            return np.zeros((n, shape[1]), dtype=bool)
+        if self._blocked is None:
+            self._blocked = np.zeros(shape, dtype=bool)
+        rows = self._blocked[:n]
+        rows[...] = False
+        return rows
 
     def respond(self, active: np.ndarray, slates: np.ndarray) -> ShardOutcome:
         """The shards' agents decide on every shown item (one batched call per shard), remember and drift."""

@@ -11,6 +11,8 @@ any split of the population gives the same run (``tastesim.engine`` holds shards
 
 from __future__ import annotations
 
+import os
+import resource
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -237,6 +239,31 @@ class PopulationShard:
         if self.journal is not None:
             self.journal.abort()
 
+    def usage(self) -> dict[str, float]:
+        """What this shard costs: its agents, the bytes of its per-agent state, and its process's peak resident
+        memory and CPU seconds so far (the process holds other things too: the catalog, the decision model)."""
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return {
+            "agents": len(self.agents),
+            "state_bytes": self.state_bytes(),
+            "peak_rss_bytes": usage.ru_maxrss * 1024,
+            "cpu_seconds": usage.ru_utime + usage.ru_stime,
+            "pid": os.getpid(),
+        }
+
+    def state_bytes(self) -> int:
+        """Bytes of the per-agent arrays: working memory, interest state, clicks, decision context, drift."""
+        arrays = [*self.memory.state().values(), *self.interest.arrays().values(), self.drift.cats, self.drift.shift]
+        arrays += [self.drift.narrowing, self.user_rows, self.agents, self.drift.codes]
+        clicks = self.consumed.clicks
+        context = getattr(self.decider, "context", None)
+        extra = clicks.data.nbytes + clicks.indices.nbytes + clicks.indptr.nbytes
+        if context is not None:
+            extra += context.stat.user_interact.nbytes + context.stat.user_like.nbytes + context.agent_user.nbytes
+        if self.seeds is not None:
+            arrays += list(self.seeds.state().values())
+        return int(sum(a.nbytes for a in arrays) + extra)
+
     def seeded(self) -> int:
         """Seeded memories of this shard's agents."""
         return int((self.seeds.reason >= 0).sum()) if self.seeds is not None else 0
@@ -291,9 +318,7 @@ class PopulationShard:
         cats_before = self.drift.category_sums()
         moved_rows, moved = np.zeros(0, dtype=np.int64), np.zeros(0)
         if self.drift_config.enabled:
-            candidates = np.unique(row_of[decisions.like | decisions.dislike])
-            before = unit_rows(self.interest.mass[candidates])
-            moved_rows = update_state(
+            moves = update_state(
                 self.interest,
                 rows,
                 slates,
@@ -302,9 +327,8 @@ class PopulationShard:
                 primary=self.catalog.tables.primary,
                 params=self.drift_config,
             )
-            after = unit_rows(self.interest.mass[moved_rows])
-            moved = 1 - np.einsum("nd,nd->n", after, before[np.searchsorted(candidates, moved_rows)])
-            self.drift.refresh(self.interest, moved_rows, after)
+            moved_rows, moved = moves.rows, 1 - moves.step_cos
+            self.drift.refresh(self.interest, moved_rows, start_cos=moves.start_cos)
         shown = slates >= 0
         hits = self.held_out.hits(self.user_rows[row_of[shown]], slates[shown])
         ild = intra_list_distance(slates, self.item_vectors, self.similarity)

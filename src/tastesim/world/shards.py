@@ -79,6 +79,10 @@ class Shards(Protocol):
         """Seeded memories of all agents."""
         ...
 
+    def usage(self) -> list[dict[str, float]]:
+        """Each shard's :meth:`PopulationShard.usage` (and, on Ray, its node)."""
+        ...
+
     def shutdown(self) -> None:
         """Release the shards' workers (nothing to do in-process)."""
         ...
@@ -200,6 +204,10 @@ class InProcessShards:
     def seeded(self) -> int:
         """See :class:`Shards`."""
         return sum(s.seeded() for s in self.shards)
+
+    def usage(self) -> list[dict[str, float]]:
+        """See :class:`Shards` (every shard is in this process: its peak memory and CPU are the run's)."""
+        return [{**s.usage(), "node": "local"} for s in self.shards]
 
     def shutdown(self) -> None:
         """See :class:`Shards`."""
