@@ -59,7 +59,8 @@ def test_intra_list_distance() -> None:
 def _population() -> Population:
     train = sp.csr_matrix(np.array([[1, 0, 0], [1, 1, 0], [1, 1, 1]], dtype=np.float32))
     segments = [{"age": "19", "gender": "F"}, {"age": "40", "gender": "M"}, {"gender": "M"}]
-    return Population(np.array(["a", "b", "c"]), train, np.arange(3), train.toarray() > 0, [], segments)
+    users = np.array(["a", "b", "c"])
+    return Population(users, train, np.arange(3), users, np.zeros(4, dtype=np.int64), np.zeros(0, np.int64), segments)
 
 
 def test_segment_labels() -> None:

@@ -26,6 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("scoring",),
     ("recommenders",),
     ("world",),
+    ("engine",),
     ("crs",),
     ("conversation",),
     ("gym",),

@@ -19,9 +19,10 @@ import pytest
 import yaml
 
 from helpers import chroma_server
-from tastesim.memory.store import MemoryStore, ShardedStore, record_id
+from tastesim.memory.store import ShardedStore, record_id
+from tastesim.memory.view import MemoryView, parse_record_id
 from tastesim.runs.outcome import RunError
-from tastesim.runs.simulate import run_simulation
+from tastesim.runs.simulate import checkpoint_memory, run_simulation
 from tastesim.scenario import load_scenario
 from tastesim.world.build import store_spec
 from tastesim.world.metrics import METRICS
@@ -83,31 +84,45 @@ def test_small_run_writes_a_complete_output_folder(tmp_path: Path, cache_dir: Pa
     assert resolved["population"]["users"] == 120 and resolved["seed"] == 7
 
 
-def _store(out: Path) -> MemoryStore | ShardedStore:
-    return store_spec(load_scenario(out / "scenario.yaml"), out).open()
+def _store(out: Path) -> MemoryView:
+    view = store_spec(load_scenario(out / "scenario.yaml"), out).open()
+    assert isinstance(view, MemoryView)
+    return view
 
 
-def assert_store_holds_every_working_memory(out: Path) -> None:
-    """The store of the run in ``out`` holds every working memory of its last checkpoint, and recalls them."""
-    with np.load(out / "checkpoint.npz") as state:
-        reason, polarity, strength = state["memory_reason"], state["memory_polarity"], state["memory_strength"]
+def assert_store_holds_every_working_memory(out: Path, shards: int = 2) -> None:
+    """The store of the run in ``out`` holds every working memory of its last checkpoint, and recalls them:
+    each memory is found through the run store, then the seed store, with its latest strength."""
+    memory = checkpoint_memory(out)
+    reason, polarity, strength = memory.reason, memory.polarity, memory.strength
     store = _store(out)
-    assert isinstance(store, ShardedStore) and len(store.shards) == 2  # the default: two writer processes
+    assert isinstance(store.run, ShardedStore) and len(store.run.shards) == shards  # one writer process each
     records = {r.id: r for r in store.get()}
-    assert store.count() == json.loads((out / "summary.json").read_text())["memory_records"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert store.count() == len(records) == summary["memory_records"]
     held = np.argwhere(reason >= 0)
     assert len(held) > len(reason) * 5
+    kinds = set()
     for agent, slot in held:
-        record = records[record_id(int(agent), int(reason[agent, slot]), int(polarity[agent, slot]))]
+        key = (int(agent), int(reason[agent, slot]), int(polarity[agent, slot]))
+        record = records[record_id(*key)]
         assert record.agent_id == agent
         assert record.strength == pytest.approx(float(strength[agent, slot]), rel=1e-6)
-    # Recall through Chroma with filters returns only that agent's memories of that polarity.
+        location = store.locate(*key)
+        assert location is not None
+        kinds.add(location.store)
+        if location.store == "run":
+            assert location.id == record.id and location.shard == agent % shards
+    assert kinds == {"run", "seed"}  # seeded memories stay in the shared seed store
+    # Recall through Chroma with filters returns only that agent's memories of that polarity, seeds included.
     agent = int(held[0][0])
     probe = store.get(agent_id=agent, polarity="like", limit=1)[0]
-    shard = store.shards[agent % 2]
-    assert shard.get(agent_id=agent) == store.get(agent_id=agent)
-    vector = shard._collection.get(ids=[probe.id], include=["embeddings"])["embeddings"][0]
-    recalled = store.recall(np.asarray(vector), agent_id=agent, k=3, polarity="like")
+    assert len(store.get(agent_id=agent)) == len([r for r in records.values() if r.agent_id == agent])
+    _, _, probe_reason, probe_polarity = parse_record_id(probe.id)
+    location = store.locate(agent, probe_reason, probe_polarity)
+    assert location is not None
+    _, vector = store.read(location)
+    recalled = store.recall(vector, agent_id=agent, k=3, polarity="like")
     assert recalled[0].id == probe.id
     assert all(r.agent_id == agent and r.polarity == "like" for r in recalled)
 

@@ -22,6 +22,7 @@ from pydantic import (
 from tastesim.data import BUILTIN_DATASETS
 
 __all__ = [
+    "ExecutionConfig",
     "LLMSettings",
     "LlamaCppSettings",
     "OllamaSettings",
@@ -402,6 +403,26 @@ class PerturbShock(_Shock):
 Shock = Annotated[LaunchShock | TrendShock | SwitchShock | JoinShock | PerturbShock, Field(discriminator="kind")]
 
 
+class ExecutionConfig(_Section):
+    """Where the population's agents are stepped: in this process, or in shards on a Ray cluster."""
+
+    engine: Literal["local", "ray"] = Field(
+        "local", description="local: this process; ray: population shards as Ray actors (tastesim.engine)"
+    )
+    workers: int = Field(
+        1, ge=1, le=4096, description="population shards (agent % workers); with ray, one actor each"
+    )
+    address: str | None = Field(
+        None, min_length=1, description="an existing Ray cluster's address (ray.init(address=...)); empty = start one"
+    )
+
+    @model_validator(mode="after")
+    def _address_needs_ray(self) -> ExecutionConfig:
+        if self.address is not None and self.engine != "ray":
+            raise ValueError("address is a Ray cluster's: set engine: ray, or remove address")
+        return self
+
+
 class ArmConfig(_Section):
     """One arm of a comparison: the same population and seed facing another recommender."""
 
@@ -427,6 +448,7 @@ class Scenario(_Section):
     segments: SegmentsConfig = SegmentsConfig()
     shocks: list[Shock] = Field(default_factory=list, description="scheduled shocks (tastesim.world.shocks)")
     arms: list[ArmConfig] = Field(default_factory=list, description="recommenders compared on one population")
+    execution: ExecutionConfig = ExecutionConfig()
 
     @model_validator(mode="after")
     def _distinct_arms(self) -> Scenario:

@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 import numpy as np
+import scipy.sparse as sp
 
 from tastesim.catalog import Decisions
 from tastesim.catalog.tables import CatalogTables, ReasonBank
@@ -34,7 +35,7 @@ from tastesim.memory.working import LIKE, WorkingMemory
 from tastesim.rng import RowDraws
 from tastesim.scenario import DriftConfig
 
-__all__ = ["InterestState", "click_offset", "initial_state", "item_vectors", "update_state"]
+__all__ = ["InterestState", "Moves", "click_offset", "initial_state", "item_vectors", "unit_rows", "update_state"]
 
 
 @dataclass
@@ -67,8 +68,13 @@ class InterestState:
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
-    norm = np.linalg.norm(x, axis=-1, keepdims=True)
-    return (x / np.where(norm > 0, norm, 1.0)).astype(np.float32)
+    norm = np.sqrt(np.einsum("...d,...d->...", x, x))[..., None]  # no (rows, d) temporary, unlike linalg.norm
+    return (x / np.where(norm > 0, norm, 1.0)).astype(np.float32, copy=False)
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), float32: the centroid of interest mass rows."""
+    return _unit(x)
 
 
 def item_vectors(tables: CatalogTables, bank: ReasonBank) -> np.ndarray:
@@ -82,25 +88,51 @@ def _category_bits(tables: CatalogTables) -> np.ndarray:
     return np.array([c % 63 for c in range(len(tables.categories))], dtype=np.int64)
 
 
+_CHUNK = 1024  # rows per chunk of (rows, [slots,] d) temporaries: bounds their memory, which is then reused
+
+
 def initial_state(memory: WorkingMemory, tables: CatalogTables, bank: ReasonBank, params: DriftConfig) -> InterestState:
-    """The state derived from each agent's working memory (see module docstring)."""
-    valid = memory.reason >= 0
-    vectors = bank.vectors[np.where(valid, memory.reason, 0)]
-    like = valid & (memory.polarity == LIKE)
-    weight = np.where(like, memory.strength, -memory.strength * (params.push / params.pull)) * valid
-    mass = _unit(np.einsum("nm,nmd->nd", weight.astype(np.float32), vectors))
-    bits = (memory.category_mask[..., None] >> _category_bits(tables)) & 1  # (n, M, C)
-    per_slot = bits / np.maximum(bits.sum(-1, keepdims=True), 1)
-    cats = np.einsum("nm,nmc->nc", (memory.strength * like).astype(np.float32), per_slot.astype(np.float32))
-    cats = (cats / np.maximum(cats.sum(-1, keepdims=True), 1e-12)).astype(np.float32)
-    n, n_cat = cats.shape
-    return InterestState(mass, _unit(mass), cats, cats.copy(), np.zeros((n, n_cat), dtype=np.float32))
+    """The state derived from each agent's working memory (see module docstring); row by row, in chunks."""
+    n = memory.n_agents
+    mass = np.zeros((n, bank.vectors.shape[1]), dtype=np.float32)
+    cats = np.zeros((n, len(tables.categories)), dtype=np.float32)
+    bits_of = _category_bits(tables)
+    for lo in range(0, n, _CHUNK):
+        rows = slice(lo, lo + _CHUNK)
+        reason, strength = memory.reason[rows], memory.strength[rows]
+        valid = reason >= 0
+        vectors = bank.vectors[np.where(valid, reason, 0)]
+        like = valid & (memory.polarity[rows] == LIKE)
+        weight = np.where(like, strength, -strength * (params.push / params.pull)) * valid
+        mass[rows] = _unit(np.einsum("nm,nmd->nd", weight.astype(np.float32), vectors))
+        bits = (memory.category_mask[rows][..., None] >> bits_of) & 1  # (n, M, C)
+        per_slot = bits / np.maximum(bits.sum(-1, keepdims=True), 1)
+        part = np.einsum("nm,nmc->nc", (strength * like).astype(np.float32), per_slot.astype(np.float32))
+        cats[rows] = part / np.maximum(part.sum(-1, keepdims=True), 1e-12)
+    return InterestState(mass, _unit(mass), cats, cats.copy(), np.zeros_like(cats))
 
 
-def _scatter_sum(n: int, width: int, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
-    out = np.zeros((n, width), dtype=np.float32)
-    np.add.at(out, rows, values)
-    return out
+def _events(rows: np.ndarray, items: np.ndarray, weights: np.ndarray, width: int) -> tuple[np.ndarray, sp.csr_matrix]:
+    """``(unique rows, events)``: a sparse ``(unique rows, width)`` matrix of the (row, item, weight) events,
+    so ``events @ table`` sums ``weight * table[item]`` per row without an (events, d) temporary."""
+    unique, at = np.unique(rows, return_inverse=True)
+    events = sp.csr_matrix((weights.astype(np.float32), (at, items)), shape=(len(unique), width))
+    return unique.astype(np.int64), events
+
+
+@dataclass(frozen=True)
+class Moves:
+    """The rows whose interest vector moved in one update, and how (for drift metrics, see ``update_state``).
+
+    Attributes:
+        rows: Rows that liked or disliked something (ascending); every other row only decayed.
+        step_cos: Per moved row, ``cos(centroid after, centroid before)``.
+        start_cos: Per moved row, ``cos(centroid after, step-0 centroid)``.
+    """
+
+    rows: np.ndarray
+    step_cos: np.ndarray
+    start_cos: np.ndarray
 
 
 def update_state(
@@ -112,26 +144,39 @@ def update_state(
     vectors: np.ndarray,
     primary: np.ndarray,
     params: DriftConfig,
-) -> None:
-    """Move the state after one step's decisions (in place): pull, push, decay, satiation."""
-    n, n_cat = state.categories.shape
+) -> Moves:
+    """Move the state after one step's decisions (in place): pull, push, decay, satiation.
+
+    Returns the rows whose interest vector moved (a like or a dislike) with the cosines drift metrics need,
+    computed while the rows pass by: moved rows are updated in chunks, so no (rows, d) array is ever made.
+    """
+    n_cat = state.categories.shape[1]
     agent_of = np.broadcast_to(active[:, None], slates.shape)
-    liked_a, liked_i = agent_of[decisions.like], slates[decisions.like]
-    disliked_a, disliked_i = agent_of[decisions.dislike], slates[decisions.dislike]
-    clicked_a, clicked_i = agent_of[decisions.click], slates[decisions.click]
-    d = vectors.shape[1]
-    step = params.pull * _scatter_sum(n, d, liked_a, vectors[liked_i]) - params.push * _scatter_sum(
-        n, d, disliked_a, vectors[disliked_i]
-    )
+    judged = decisions.like | decisions.dislike
+    weight = np.where(decisions.like, np.float32(params.pull), np.float32(-params.push))[judged]
+    moved, events = _events(agent_of[judged], slates[judged], weight, vectors.shape[0])
     state.mass *= np.float32(1.0 - params.decay)
-    state.mass += step
-    liked_cats = _scatter_sum(n, n_cat, (liked_a, primary[liked_i]), np.ones(liked_a.size, dtype=np.float32))
-    total = liked_cats.sum(-1, keepdims=True)
-    moved = total[:, 0] > 0
-    share = liked_cats[moved] / total[moved]
-    state.categories[moved] = (1 - params.pull) * state.categories[moved] + params.pull * share
+    step_cos, start_cos = np.zeros(moved.size), np.zeros(moved.size)
+    for lo in range(0, moved.size, _CHUNK):
+        rows = moved[lo : lo + _CHUNK]
+        before = state.mass[rows]
+        after = before + np.asarray(events[lo : lo + _CHUNK] @ vectors, dtype=np.float32)
+        state.mass[rows] = after
+        nb = np.einsum("nd,nd->n", before, before, dtype=np.float64)
+        na = np.einsum("nd,nd->n", after, after, dtype=np.float64)
+        both = np.sqrt(na * nb)
+        step_cos[lo : lo + len(rows)] = np.where(both > 0, np.einsum("nd,nd->n", after, before) / both, 0.0)
+        start = np.einsum("nd,nd->n", after, state.initial[rows])
+        start_cos[lo : lo + len(rows)] = np.where(na > 0, start / np.sqrt(na), 0.0)
+    liked_a, liked_i = agent_of[decisions.like], slates[decisions.like]
+    cat_rows, counts = _events(liked_a, primary[liked_i], np.ones(len(liked_a)), n_cat)
+    counts = counts.toarray()
+    share = counts / counts.sum(-1, keepdims=True)
+    state.categories[cat_rows] = (1 - params.pull) * state.categories[cat_rows] + params.pull * share
     state.satiation *= np.float32(1.0 - params.recovery)
+    clicked_a, clicked_i = agent_of[decisions.click], slates[decisions.click]
     np.add.at(state.satiation, (clicked_a, primary[clicked_i]), 1.0)
+    return Moves(moved, step_cos, start_cos)
 
 
 def click_offset(
@@ -146,10 +191,12 @@ def click_offset(
 ) -> np.ndarray:
     """Click log-odds offset ``(n_active, slate)`` from the agents' current interest state."""
     items = np.where(slates >= 0, slates, 0)
-    item_vecs = vectors[items]  # (n, S, d)
-    now = np.einsum("nsd,nd->ns", item_vecs, state.centroid()[active])
-    then = np.einsum("nsd,nd->ns", item_vecs, state.initial[active])
+    gained = np.zeros(slates.shape, dtype=np.float32)  # cos(centroid now, item) - cos(centroid at step 0, item)
+    for lo in range(0, len(active), _CHUNK):
+        rows = active[lo : lo + _CHUNK]
+        towards = _unit(state.mass[rows]) - state.initial[rows]
+        gained[lo : lo + _CHUNK] = np.einsum("nsd,nd->ns", vectors[items[lo : lo + _CHUNK]], towards)
     bored = np.take_along_axis(state.satiation[active], primary[items], axis=1)
     explore = draws.uniform(slates.shape[1]) < params.exploration
-    offset = params.affinity * (now - then) - params.satiation_weight * bored + params.exploration_bonus * explore
+    offset = params.affinity * gained - params.satiation_weight * bored + params.exploration_bonus * explore
     return np.where(slates >= 0, offset, 0.0).astype(np.float32)

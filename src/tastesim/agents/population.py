@@ -1,4 +1,9 @@
-"""Build a population from real histories: time split, seed memories, consumed items."""
+"""Build a population from real histories: time split, seed memories, consumed items.
+
+Everything that depends only on the real user is kept once per *distinct* user (its training row, its
+held-out items, its attributes, its seeded memory) and reached through ``user_rows``: a population of
+100,000 agents resampled from 943 users holds 943 histories, not 100,000 copies.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from tastesim.catalog.tables import CatalogTables
 from tastesim.data.dataset import Dataset
 from tastesim.memory.working import DISLIKE, LIKE, WorkingMemory
 
-__all__ = ["Population", "build_population", "split_by_time"]
+__all__ = ["Population", "build_population", "seed_memory", "seed_user_memory", "split_by_time"]
 
 
 @dataclass(frozen=True)
@@ -24,17 +29,50 @@ class Population:
         train: Training interactions of the *distinct* real users ``(n_users, n_items)`` (ratings), the
             data recommenders are fitted on.
         user_rows: For each agent, its source user's row in ``train``.
-        consumed: Bool ``(n_agents, n_items)``: items each agent has already consumed.
-        holdout: Per agent, the item indices its source user rated after the split (the real future).
-        segments: Per agent, the source user's attributes.
+        user_ids: The distinct users' ids, in the row order of ``train`` (natural order of the ids).
+        holdout_ptr, holdout_items: Per distinct user ``u``, the item indices it rated after the split (the
+            real future), in time order: ``holdout_items[holdout_ptr[u]:holdout_ptr[u + 1]]``.
+        user_segments: Per distinct user, its attributes (strings).
     """
 
     users: np.ndarray
     train: sp.csr_matrix
     user_rows: np.ndarray
-    consumed: np.ndarray
-    holdout: list[np.ndarray]
-    segments: list[dict[str, str]]
+    user_ids: np.ndarray
+    holdout_ptr: np.ndarray
+    holdout_items: np.ndarray
+    user_segments: list[dict[str, str]]
+
+    @property
+    def n_agents(self) -> int:
+        """Number of agents."""
+        return len(self.users)
+
+    def consumed_rows(self, agents: np.ndarray | None = None) -> sp.csr_matrix:
+        """Bool CSR ``(len(agents), n_items)`` of the items the agents consumed before the run (all agents
+        when ``agents`` is ``None``)."""
+        rows = self.user_rows if agents is None else self.user_rows[agents]
+        return (self.train[rows] > 0).tocsr()
+
+    @property
+    def consumed(self) -> np.ndarray:
+        """Dense bool ``(n_agents, n_items)`` of :meth:`consumed_rows` (a copy; large populations use the rows)."""
+        return self.consumed_rows().toarray()
+
+    def holdout_of(self, agent: int) -> np.ndarray:
+        """Item indices the agent's real user rated after the split, in time order."""
+        u = self.user_rows[agent]
+        return self.holdout_items[self.holdout_ptr[u] : self.holdout_ptr[u + 1]]
+
+    @property
+    def holdout(self) -> list[np.ndarray]:
+        """Per agent, :meth:`holdout_of` (a list of views)."""
+        return [self.holdout_of(a) for a in range(self.n_agents)]
+
+    @property
+    def segments(self) -> list[dict[str, str]]:
+        """Per agent, its source user's attributes (shared dicts: treat as read-only)."""
+        return [self.user_segments[u] for u in self.user_rows]
 
 
 def split_by_time(interactions: pd.DataFrame, train_fraction: float) -> pd.Series:
@@ -54,10 +92,10 @@ def build_population(
     replacement; more are all users once plus a resample with replacement.
 
     Returns:
-        The population and the training rows (with an ``agent`` column: one row per agent and rating).
+        The population and the training rows (one row per distinct user and rating, with ``item_index``).
     """
     inter = dataset.interactions
-    is_train = split_by_time(inter, train_fraction)
+    is_train = split_by_time(inter, train_fraction).to_numpy()
     users = np.array(sorted(inter["user"].unique(), key=_natural))
     if n_agents is None or n_agents == len(users):
         chosen = users
@@ -65,38 +103,36 @@ def build_population(
         chosen = np.sort(rng.choice(users, size=n_agents, replace=False))
     else:
         chosen = np.concatenate([users, rng.choice(users, size=n_agents - len(users), replace=True)])
-    user_row = {u: i for i, u in enumerate(users)}
+    user_row = pd.Series(np.arange(len(users)), index=users)
     item_idx = dataset.item_index(inter["item"].tolist())
-    train_rows = inter[is_train.to_numpy()]
+    row_of = user_row.reindex(inter["user"].to_numpy()).to_numpy()
+    train_rows = inter[is_train]
     train = sp.csr_matrix(
-        (train_rows["rating"].to_numpy(), ([user_row[u] for u in train_rows["user"]], item_idx[is_train.to_numpy()])),
+        (train_rows["rating"].to_numpy(), (row_of[is_train], item_idx[is_train])),
         shape=(len(users), dataset.n_items),
     )
-    rows = np.array([user_row[u] for u in chosen])
-    consumed = (train[rows] > 0).toarray()
-    held = inter[~is_train.to_numpy()]
-    held_items = dict(iter(held.assign(idx=item_idx[~is_train.to_numpy()]).groupby("user")["idx"]))
-    holdout = [np.asarray(held_items[u].to_numpy()) if u in held_items else np.zeros(0, dtype=np.int64) for u in chosen]
-    segments = _segments(dataset, chosen)
-    population = Population(chosen, train, rows, consumed, holdout, segments)
-    return population, train_rows.assign(item_index=item_idx[is_train.to_numpy()])
+    rows = user_row.reindex(chosen).to_numpy().astype(np.int64)
+    held_rows, held_items = row_of[~is_train], item_idx[~is_train]
+    order = np.argsort(held_rows, kind="stable")  # by user, time order kept within a user
+    ptr = np.concatenate([[0], np.cumsum(np.bincount(held_rows, minlength=len(users)))]).astype(np.int64)
+    population = Population(
+        chosen, train, rows, users, ptr, held_items[order].astype(np.int64), _segments(dataset, users)
+    )
+    return population, train_rows.assign(item_index=item_idx[is_train])
 
 
-def seed_memory(
+def seed_user_memory(
     population: Population,
     train_rows: pd.DataFrame,
     tables: CatalogTables,
     capacity: int,
     like_threshold: float,
-) -> tuple[WorkingMemory, np.ndarray]:
-    """Seed each agent's working memory with the strongest reasons of its training history.
+) -> WorkingMemory:
+    """The seeded working memory of each *distinct* user (rows of ``population.train``).
 
     Liked items (rating >= ``like_threshold``) give like memories from their like reasons, disliked items
     dislike memories from their dislike reasons. A reason's strength is the sum over the items that gave
-    it of a recency weight in [0.5, 1] (newest = 1); each agent keeps its ``capacity`` strongest.
-
-    Returns:
-        The memory and the (agent, slot) rows created (all at step 0).
+    it of a recency weight in [0.5, 1] (newest = 1); each user keeps its ``capacity`` strongest.
     """
     order = train_rows.groupby("user", sort=False).cumcount().to_numpy()
     size = train_rows.groupby("user", sort=False)["item"].transform("size").to_numpy()
@@ -137,29 +173,46 @@ def seed_memory(
         ["user", "strength", "order", "reason"], ascending=[True, False, False, True], kind="stable"
     )
     top = grouped.groupby("user", sort=False).head(capacity)
-    per_user = dict(iter(top.groupby("user", sort=False)))
+    memory = WorkingMemory(len(population.user_ids), capacity)
+    if top.empty:
+        return memory
+    rows = pd.Series(np.arange(len(population.user_ids)), index=population.user_ids)
+    row = rows.reindex(top["user"].to_numpy()).to_numpy()
+    rank = top.groupby("user", sort=False).cumcount().to_numpy()
+    memory.reason[row, rank] = top["reason"].to_numpy()
+    memory.polarity[row, rank] = top["polarity"].to_numpy()
+    memory.strength[row, rank] = top["strength"].to_numpy()
+    memory.category_mask[row, rank] = top["mask"].to_numpy()
+    memory.item[row, rank] = top["item"].to_numpy()
+    return memory
 
-    memory = WorkingMemory(len(population.users), capacity)
-    for agent, user in enumerate(population.users):
-        rows = per_user.get(user)
-        if rows is None:
-            continue
-        n = len(rows)
-        memory.reason[agent, :n] = rows["reason"].to_numpy()
-        memory.polarity[agent, :n] = rows["polarity"].to_numpy()
-        memory.strength[agent, :n] = rows["strength"].to_numpy()
-        memory.category_mask[agent, :n] = rows["mask"].to_numpy()
-        memory.item[agent, :n] = rows["item"].to_numpy()
-    created = np.argwhere(memory.reason >= 0)
-    return memory, created
+
+def seed_memory(
+    population: Population,
+    train_rows: pd.DataFrame,
+    tables: CatalogTables,
+    capacity: int,
+    like_threshold: float,
+) -> tuple[WorkingMemory, np.ndarray]:
+    """Each agent's seeded working memory: a copy of its source user's (:func:`seed_user_memory`).
+
+    Returns:
+        The memory and the (agent, slot) rows created (all at step 0).
+    """
+    per_user = seed_user_memory(population, train_rows, tables, capacity, like_threshold)
+    memory = WorkingMemory(population.n_agents, capacity)
+    memory.copy_rows(np.arange(population.n_agents), per_user, population.user_rows)
+    return memory, np.argwhere(memory.reason >= 0)
 
 
 def _natural(value: str) -> tuple[int, int | str]:
     return (0, int(value)) if value.isdigit() else (1, value)
 
 
-def _segments(dataset: Dataset, chosen: np.ndarray) -> list[dict[str, str]]:
+def _segments(dataset: Dataset, users: np.ndarray) -> list[dict[str, str]]:
+    """Attributes of each distinct user (empty when the dataset has none for it)."""
     if dataset.users is None:
-        return [{} for _ in chosen]
-    table = dataset.users.set_index("user").astype(str)
-    return [table.loc[u].to_dict() if u in table.index else {} for u in chosen]
+        return [{} for _ in users]
+    table = dataset.users.drop_duplicates("user").set_index("user").astype(str)
+    records = table.to_dict(orient="index")
+    return [dict(records.get(u, {})) for u in users]

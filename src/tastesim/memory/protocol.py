@@ -96,6 +96,7 @@ class WriterStats:
     records_updated: int = 0
     seconds_writing: float = 0.0
     records_in_store: int = 0
+    records_reformed: int = 0  # records of memories a seed store held before (see RecordFactory)
 
     @staticmethod
     def combined(shards: list[WriterStats]) -> WriterStats:
@@ -105,6 +106,7 @@ class WriterStats:
             sum(s.records_updated for s in shards),
             max(s.seconds_writing for s in shards),
             sum(s.records_in_store for s in shards),
+            sum(s.records_reformed for s in shards),
         )
 
 

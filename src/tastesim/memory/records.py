@@ -1,7 +1,9 @@
 """Slot columns to store records: what a writer process does with the rows the simulation sends.
 
-The simulation sends compact columns (agent, reason, polarity, item, created, strength, last); a
-:class:`RecordFactory` turns them into records (id, text, embedding, metadata) of a :class:`MemoryStore`.
+The simulation sends compact columns (agent, reason, polarity, item, created, strength, last, and optionally
+``reformed``: the memory was seeded, forgotten and formed again, so this record replaces its seed record);
+a :class:`RecordFactory` turns them into records (id, text, embedding, metadata) of a :class:`MemoryStore`.
+A record that replaces a seed record carries ``reformed: True`` in its metadata (the key is absent otherwise).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class RecordFactory:
 
     def _write(self, store: MemoryStore, cols: dict[str, np.ndarray], overwrite: bool) -> None:
         reasons = cols["reason"]
+        reformed = cols.get("reformed", np.zeros(len(reasons), dtype=bool))
         metadatas = [
             {
                 "agent_id": int(a),
@@ -52,14 +55,16 @@ class RecordFactory:
                 "step": int(c),
                 "strength": float(s),
                 "last_step": int(t),
+                **({"reformed": True} if again else {}),
             }
-            for a, i, p, c, s, t in zip(
+            for a, i, p, c, s, t, again in zip(
                 cols["agent"],
                 cols["item"],
                 cols["polarity"],
                 cols["created"],
                 cols["strength"],
                 cols["last"],
+                reformed,
                 strict=True,
             )
         ]

@@ -14,9 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from tastesim.memory.seed import SeedSpec
+    from tastesim.memory.view import MemoryView
 
 __all__ = ["HNSW", "MemoryRecord", "MemoryStore", "ShardedStore", "StoreSpec", "open_store", "record_id", "shard_of"]
 
@@ -61,9 +65,11 @@ class MemoryStore:
             collection, configuration={"hnsw": HNSW}, embedding_function=None
         )
 
-    def count(self) -> int:
-        """Number of records."""
-        return self._collection.count()
+    def count(self, where: dict | None = None) -> int:
+        """Number of records (matching the metadata filter ``where``, when given)."""
+        if where is None:
+            return self._collection.count()
+        return len(self._collection.get(where=where, include=[])["ids"])
 
     def add(
         self,
@@ -85,9 +91,33 @@ class MemoryStore:
         """Every record id."""
         return self._collection.get(include=[])["ids"]
 
+    def has(self, rid: str) -> bool:
+        """Whether the record ``rid`` exists."""
+        return bool(self._collection.get(ids=[rid], include=[])["ids"])
+
+    def by_ids(self, ids: Sequence[str]) -> tuple[list[MemoryRecord], np.ndarray]:
+        """The records ``ids`` (those that exist) and their embeddings."""
+        got = self._collection.get(ids=list(ids), include=["metadatas", "embeddings"])
+        records = [_record(i, m) for i, m in zip(got["ids"], got["metadatas"], strict=True)]
+        return records, np.asarray(got["embeddings"], dtype=np.float32) if records else np.zeros((0, 0), np.float32)
+
     def update(self, ids: Sequence[str], metadatas: Sequence[dict]) -> None:
         """Update metadata of existing records (strength, last step)."""
         self._collection.update(ids=list(ids), metadatas=list(metadatas))
+
+    def metadata(self) -> dict | None:
+        """The collection's own metadata (``None`` when it has none)."""
+        return self._client.get_collection(self.collection_name).metadata
+
+    def mark(self, metadata: dict) -> None:
+        """Set the collection's own metadata (e.g. that a seed store is complete)."""
+        self._collection.modify(metadata=metadata)
+
+    def close(self) -> None:
+        """Release the client (an embedded store's folder is free to move afterwards)."""
+        close = getattr(self._client, "close", None)
+        if close is not None:
+            close()
 
     def drop(self) -> None:
         """Delete the whole collection (a run restarting from scratch)."""
@@ -102,11 +132,28 @@ class MemoryStore:
         return self._collection.get(where={"last_step": {"$gt": step}}, include=[])["ids"]
 
     def get(
-        self, agent_id: int | None = None, polarity: str | None = None, limit: int | None = None
+        self,
+        agent_id: int | None = None,
+        polarity: str | None = None,
+        limit: int | None = None,
+        *,
+        user_id: str | None = None,
     ) -> list[MemoryRecord]:
-        """Records matching the filters, without similarity ranking."""
-        result = self._collection.get(where=_where(agent_id, polarity, None), limit=limit, include=["metadatas"])
+        """Records matching the filters, without similarity ranking (``user_id``: a seed store's records)."""
+        where = _where(agent_id, polarity, None, user_id)
+        result = self._collection.get(where=where, limit=limit, include=["metadatas"])
         return [_record(i, m) for i, m in zip(result["ids"], result["metadatas"], strict=True)]
+
+    def get_vectors(
+        self, agent_id: int | None = None, polarity: str | None = None, *, user_id: str | None = None
+    ) -> tuple[list[MemoryRecord], np.ndarray]:
+        """Records matching the filters with their embeddings ``(n, d)``."""
+        result = self._collection.get(
+            where=_where(agent_id, polarity, None, user_id), include=["metadatas", "embeddings"]
+        )
+        records = [_record(i, m) for i, m in zip(result["ids"], result["metadatas"], strict=True)]
+        vectors = np.asarray(result["embeddings"], dtype=np.float32) if records else np.zeros((0, 0), np.float32)
+        return records, vectors
 
     def recall(
         self,
@@ -132,12 +179,9 @@ class MemoryStore:
         return [_record(result["ids"][i], result["metadatas"][i], float(distances[i])) for i in order]
 
 
-def _where(agent_id: int | None, polarity: str | None, category: str | None) -> dict | None:
-    clauses = [
-        {key: value}
-        for key, value in (("agent_id", agent_id), ("polarity", polarity), ("category", category))
-        if value is not None
-    ]
+def _where(agent_id: int | None, polarity: str | None, category: str | None, user_id: str | None = None) -> dict | None:
+    pairs = (("agent_id", agent_id), ("user_id", user_id), ("polarity", polarity), ("category", category))
+    clauses = [{key: value} for key, value in pairs if value is not None]
     if not clauses:
         return None
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
@@ -147,7 +191,7 @@ def _record(rid: str, meta: dict, distance: float | None = None) -> MemoryRecord
     return MemoryRecord(
         rid,
         str(meta["text"]),
-        int(meta["agent_id"]),
+        int(meta.get("agent_id", -1)),  # a seed store's records belong to a user (``user_id``)
         str(meta["item_id"]),
         str(meta["polarity"]),
         str(meta["category"]),
@@ -202,17 +246,22 @@ class StoreSpec:
 
     With ``shards`` > 1 the store is split by :func:`shard_of`, each shard written by its own
     process: embedded shards live in ``path/shard-K``, shards on a server in collections ``NAME-shard-K``.
+    A run's store may stand on a seed store (``seed``, the seeded memories shared by every run) and keep a
+    strength log and the agents' users in ``index`` (see :mod:`tastesim.memory.view`); :meth:`open` then
+    reads memories resolved through all of them.
     """
 
     path: Path | None
     collection: str
     server: str | None = None
     shards: int = 1
+    seed: SeedSpec | None = None
+    index: Path | None = None
 
     def parts(self) -> list[StoreSpec]:
-        """One single-shard spec per shard (this spec itself when unsharded)."""
+        """One single-shard spec per shard of the run store (this spec, without seed and index, when unsharded)."""
         if self.shards == 1:
-            return [self]
+            return [StoreSpec(self.path, self.collection, self.server)]
         return [
             StoreSpec(
                 None if self.path is None else self.path / f"shard-{k}",
@@ -226,11 +275,19 @@ class StoreSpec:
         """Where the store lives, for messages: ``collection NAME in PATH`` or ``collection NAME on URL``."""
         return f"collection {self.collection} " + (f"on {self.server}" if self.server else f"in {self.path}")
 
-    def open(self) -> MemoryStore | ShardedStore:
-        """Open the store (a :class:`ShardedStore` view when sharded)."""
+    def open_run_store(self) -> MemoryStore | ShardedStore:
+        """The run store alone (a :class:`ShardedStore` view when sharded)."""
         if self.shards == 1:
             return open_store(self.path, self.collection, self.server)
         return ShardedStore([open_store(p.path, p.collection, p.server) for p in self.parts()])
+
+    def open(self) -> MemoryStore | ShardedStore | MemoryView:
+        """Open the store: the run store, or with a seed store or index, a :class:`MemoryView` over them."""
+        if self.seed is None and self.index is None:
+            return self.open_run_store()
+        from tastesim.memory.view import open_view  # the view reads this module's stores
+
+        return open_view(self)
 
 
 def open_store(path: Path | None, collection: str, server: str | None = None) -> MemoryStore:

@@ -27,14 +27,35 @@ class PopularityRecommender(ScoreRecommender):
     """Most-interacted items of the training data (ties by item index)."""
 
     name = "popularity"
+    _PREFIX = 64  # ranked items looked at first; rows with fewer than k unblocked among them score everything
 
     def fit(self, interactions: sp.csr_matrix, rng: np.random.Generator) -> None:
         """Count the rows that interacted with each item (real users, and agents' simulated clicks)."""
         counts = np.asarray((interactions > 0).sum(axis=0)).ravel().astype(np.float64)
         self.popularity = counts - np.arange(counts.size) * 1e-9  # stable tie order
+        self.ranking = np.argsort(-self.popularity, kind="stable")
 
     def scores(self, request: SlateRequest, rows: slice) -> np.ndarray:
         return np.broadcast_to(self.popularity, (len(request.agents[rows]), self.popularity.size))
+
+    def recommend(self, request: SlateRequest) -> np.ndarray:
+        """Each agent's first ``k`` unblocked items in popularity order (what scoring every item would give),
+        read from the head of the ranking, widened four times at a time for the agents that consumed most of
+        it: no agents x items score block, so memory stays bounded by the request itself at any population."""
+        k, n = request.k, len(request.agents)
+        slates = np.full((n, k), -1, dtype=np.int64)
+        rows = np.arange(n)
+        width = min(self.ranking.size, max(self._PREFIX, 4 * k))
+        while rows.size:
+            head = self.ranking[:width]
+            blocked = request.blocked[:, head] if rows.size == n else request.blocked[rows[:, None], head]
+            free = ~blocked.astype(bool, copy=False)  # (rows, width)
+            done = (free.sum(axis=1) >= k) | (width == self.ranking.size)
+            picks = np.argsort(~free[done], axis=1, kind="stable")[:, :k]  # first k free positions, in rank order
+            chosen = np.where(np.take_along_axis(free[done], picks, axis=1), head[picks], -1)
+            slates[rows[done], : chosen.shape[1]] = chosen
+            rows, width = rows[~done], min(self.ranking.size, width * 4)
+        return slates
 
 
 class ItemKNNRecommender(ScoreRecommender):

@@ -1,13 +1,17 @@
 """Run a scenario into an output folder, with checkpoints, resume and the final outputs.
 
-Folder layout: ``scenario.yaml`` (resolved), ``profiles.jsonl``, ``memory/`` (Chroma), ``checkpoint.npz``,
-``parts/step-NNNNNN.parquet`` (interactions per step), and at the end ``metrics.parquet``,
-``interactions.parquet``, ``summary.json`` and ``plots/*.png`` (``memory-error.txt`` if a memory writer failed).
+Folder layout: ``scenario.yaml`` (resolved), ``profiles.jsonl``, ``memory/`` (the run's Chroma store: the
+memories the run forms), ``memory-index/`` (``seed.json``: where the shared seed store is; ``agents.npz``: each
+agent's real user; ``strengths/``: the strength log), ``checkpoint.npz`` (the driver's state) with
+``checkpoint/`` (each population shard's), ``parts/step-NNNNNN.parquet`` (interactions per step), and at
+the end ``metrics.parquet``, ``interactions.parquet``, ``summary.json`` and ``plots/*.png``
+(``memory-error.txt`` if a memory writer failed). ``store_spec(scenario, out).open()`` reads the memories.
 
-Crash safety: every ``checkpoint_every`` steps the memory writes are flushed, then the model state and the
-metrics so far are written atomically. Resuming loads the last checkpoint, drops interaction parts and
-memory records newer than it, restores strengths changed after it, and continues; random draws are
-derived from (seed, stream, step), so the resumed run ends exactly where an uninterrupted one does.
+Crash safety: every ``checkpoint_every`` steps the memory writes are flushed and changed strengths logged,
+every shard writes its state, then the driver's state and the metrics so far are written atomically (the
+step it names is the checkpoint). Resuming loads the last checkpoint, drops interaction parts, memory
+records and strength entries newer than it, and continues; random draws are derived from (seed, stream,
+step, agent), so the resumed run ends exactly where an uninterrupted one does.
 """
 
 from __future__ import annotations
@@ -18,30 +22,35 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+import pyarrow.parquet as pq
 
 from tastesim.agents.drift import item_vectors
 from tastesim.catalog.profile import write_profiles
-from tastesim.memory.journal import MemoryJournal
+from tastesim.engine import ShardLost, build_shards
 from tastesim.memory.protocol import MemoryWriterError, WriterStats
-from tastesim.memory.records import RecordFactory
+from tastesim.memory.seed import ensure_seed_store, seed_key, seed_spec
+from tastesim.memory.store import StoreSpec
+from tastesim.memory.view import AGENTS_FILE, AgentUsers
+from tastesim.memory.working import WorkingMemory
+from tastesim.paths import default_cache_dir
 from tastesim.recommenders.http import RecommenderError
 from tastesim.report.html import write_report
 from tastesim.report.plots import write_plots
 from tastesim.runs.outcome import Progress, RunError, RunResult, quiet
 from tastesim.scenario import Scenario, load_scenario
-from tastesim.world.build import Parts, build_parts, load_scenario_dataset, profiles_for, scenario_decider, store_spec
-from tastesim.world.drift_metrics import drift_headline, segment_labels
+from tastesim.world.build import Parts, build_parts, load_scenario_dataset, profiles_for, store_spec
+from tastesim.world.drift_metrics import Groups, drift_headline, segment_labels
 from tastesim.world.metrics import METRICS
 from tastesim.world.model import TasteModel
+from tastesim.world.shard import record_factory
 from tastesim.world.shocks import ShockError, shocked_world
 
-__all__ = ["resumable_scenario", "run_simulation"]
+__all__ = ["checkpoint_memory", "resumable_scenario", "run_simulation"]
+
+_SHARD_CHECKPOINTS = "checkpoint"  # the shards' checkpoint files, beside the driver's checkpoint.npz
 
 
-def run_simulation(
-    scenario: Scenario | None, out: Path, resume: bool = False, progress: Progress = quiet
-) -> RunResult:
+def run_simulation(scenario: Scenario | None, out: Path, resume: bool = False, progress: Progress = quiet) -> RunResult:
     """Run (or resume) a slate simulation of one recommender into ``out``.
 
     Args:
@@ -55,18 +64,74 @@ def run_simulation(
     scenario = _scenario_for(scenario, out, resume)
     if scenario.conversation is not None or scenario.arms:
         raise RunError(f"{scenario.name} is not a single slate simulation: run it with `tastesim run`")
-    parts, factory = _prepare(scenario, out, resume, progress)
+    parts = _prepare(scenario, out, resume, progress)
+    checkpoint = _read_checkpoint(out / "checkpoint.npz") if resume else None
+    if checkpoint is not None and int(checkpoint[0]["shards"]) != scenario.execution.workers:
+        raise RunError(
+            f"{out} was checkpointed with {int(checkpoint[0]['shards'])} population shards and its scenario asks "
+            f"for {scenario.execution.workers}: resume with execution.workers as it was"
+        )
+    spec, seed_written = _prepare_store(scenario, parts, out, progress)
     try:
-        # The writer processes stop however the run ends; what the last checkpoint flushed stays in the store.
-        with MemoryJournal(store_spec(scenario, out), parts.memory, factory) as journal:
-            model = _open(scenario, parts, journal, out, resume=resume, progress=progress)
-            step_seconds = _simulate(model, journal, scenario, out, progress)
+        model = _open(scenario, parts, progress)
+    except ShardLost as err:
+        raise RunError(f"{err}; the run could not start") from err
+    timing = {"setup_seconds": time.perf_counter() - started}
+    try:
+        try:
+            _start(model, scenario, spec, out, checkpoint)
+            step_seconds = _simulate(model, scenario, out, progress)
             progress("writing outputs", 0, 1)
-            stats = journal.close()
+            closing = time.perf_counter()
+            stats = model.shards.close(model.steps)
+            timing["final_flush_seconds"] = time.perf_counter() - closing
+            seeded, usage = model.shards.seeded(), model.shards.usage()
+        except BaseException:
+            model.shards.abort()  # the writers stop however the run ends; what the last checkpoint flushed stays
+            raise
+        finally:
+            model.shards.shutdown()
     except MemoryWriterError as err:
         raise _writer_failed(err, out) from err
-    summary = _finish(out, model, scenario, stats=stats, step_seconds=step_seconds, wall=time.perf_counter() - started)
+    except ShardLost as err:
+        raise RunError(
+            f"{err}; the run stopped and resumes from its last checkpoint: run `tastesim run {out} --resume`"
+        ) from err
+    memory = {  # a memory formed again after its seeded one was forgotten replaces the seed record
+        "memories": seeded + stats.records_in_store - stats.records_reformed,
+        "seeded_memories": seeded,
+        "run_store_records": stats.records_in_store,
+        "seed_store": spec.seed.collection if spec.seed else None,
+        "seed_records_written_this_session": seed_written,
+    }
+    summary = _finish(
+        out, model, scenario, stats=stats, memory=memory, usage=usage, step_seconds=step_seconds, timing=timing,
+        started=started,
+    )  # fmt: skip
     return RunResult(out, summary)
+
+
+def _start(
+    model: TasteModel, scenario: Scenario, spec: StoreSpec, out: Path, checkpoint: tuple[dict, dict] | None
+) -> None:
+    """Open the shards' stores: a new run starts them empty; a resumed one restores its checkpoint first and
+    brings the store back to it."""
+    if checkpoint is None:
+        (out / "scenario.yaml").write_text(scenario.to_yaml(), encoding="utf-8")
+        shutil.rmtree(out / "parts", ignore_errors=True)
+        shutil.rmtree(out / _SHARD_CHECKPOINTS, ignore_errors=True)
+        model.shards.open_store(spec, resume=None)
+    else:
+        state, rows = checkpoint
+        step = int(state["steps"])
+        model.shards.load(out / _SHARD_CHECKPOINTS, step)
+        model.restore_driver(state)
+        _restore_metrics(model, rows)
+        model.shards.open_store(spec, resume=step)
+        for part in (out / "parts").glob("step-*.parquet"):
+            if int(part.stem.split("-")[1]) > step:
+                part.unlink()
+    (out / "parts").mkdir(exist_ok=True)
 
 
 def resumable_scenario(out: Path) -> Scenario:
@@ -90,7 +155,7 @@ def _scenario_for(scenario: Scenario | None, out: Path, resume: bool) -> Scenari
     return scenario
 
 
-def _simulate(model: TasteModel, journal: MemoryJournal, scenario: Scenario, out: Path, progress: Progress) -> float:
+def _simulate(model: TasteModel, scenario: Scenario, out: Path, progress: Progress) -> float:
     """Step the model to the end, checkpointing as the scenario says; the seconds spent stepping."""
     step_seconds = 0.0
     while model.steps < scenario.steps:
@@ -101,10 +166,10 @@ def _simulate(model: TasteModel, journal: MemoryJournal, scenario: Scenario, out
             resume_with = f"resume it with `tastesim run {out} --resume`"
             raise RunError(f"{err}; the run stopped after step {model.steps}: {resume_with}") from err
         step_seconds += time.perf_counter() - tick
-        model.last_interactions.to_parquet(out / "parts" / f"step-{model.steps:06d}.parquet", index=False)
+        assert model.last_table is not None
+        pq.write_table(model.last_table, out / "parts" / f"step-{model.steps:06d}.parquet")
         if model.steps % scenario.memory.checkpoint_every == 0 or model.steps == scenario.steps:
-            journal.sync()
-            _write_checkpoint(out / "checkpoint.npz", model)
+            _write_checkpoint(out, model)
         progress("simulating", model.steps, scenario.steps)
     return step_seconds
 
@@ -122,8 +187,8 @@ def _writer_failed(err: MemoryWriterError, out: Path) -> RunError:
     )
 
 
-def _prepare(scenario: Scenario, out: Path, resume: bool, progress: Progress) -> tuple[Parts, RecordFactory]:
-    """Load the data and profiles, build the parts and the factory of the run's store records."""
+def _prepare(scenario: Scenario, out: Path, resume: bool, progress: Progress) -> Parts:
+    """Load the data and profiles, build the parts."""
     progress("loading data", 0, 1)
     dataset = load_scenario_dataset(scenario)
     out.mkdir(parents=True, exist_ok=True)
@@ -133,69 +198,73 @@ def _prepare(scenario: Scenario, out: Path, resume: bool, progress: Progress) ->
     if not profiles_path.exists():
         write_profiles(profiles, profiles_path)
     progress("seeding memories", 0, 1)
-    parts = build_parts(scenario, dataset, profiles)
-    tables = parts.catalog.tables
-    factory = RecordFactory(
-        parts.catalog.bank.texts,
-        parts.catalog.bank.vectors,
-        parts.catalog.item_ids,
-        [tables.categories[c] for c in tables.primary],
-    )
-    return parts, factory
+    return build_parts(scenario, dataset, profiles)
 
 
-def _open(
-    scenario: Scenario, parts: Parts, journal: MemoryJournal, out: Path, *, resume: bool, progress: Progress
-) -> TasteModel:
-    """Build the model; for a resumed run, restore it and bring the store back to the checkpoint."""
-    tables = parts.catalog.tables
+def _prepare_store(scenario: Scenario, parts: Parts, out: Path, progress: Progress) -> tuple[StoreSpec, int]:
+    """Make sure the seed store holds every real user's seeded memories (written once per content, in the
+    cache folder or on the scenario's Chroma server), and write the run's memory index: where the seed store
+    is and each agent's real user. Returns the run's store and the seed records written now."""
+    progress("storing seeded memories", 0, 1)
+    population, factory = parts.population, record_factory(parts.catalog)
+    key = seed_key(population.user_ids, parts.user_memory, factory)
+    seed = seed_spec(key, scenario.cache_dir or default_cache_dir(), scenario.memory.server)
+    written = ensure_seed_store(seed, population.user_ids, parts.user_memory, factory)
+    index = out / "memory-index"
+    index.mkdir(parents=True, exist_ok=True)
+    (index / "seed.json").write_text(seed.to_json(), encoding="utf-8")
+    AgentUsers(population.user_rows, population.user_ids).save(index / AGENTS_FILE)
+    return store_spec(scenario, out), written
+
+
+def _open(scenario: Scenario, parts: Parts, progress: Progress) -> TasteModel:
+    """The model, its recommender and shocks, and the population's shards on the scenario's engine."""
+    tables, population = parts.catalog.tables, parts.population
     rec_cfg = scenario.recommender
-    labels = segment_labels(parts.population, tuple(scenario.segments.by))
+    labels = segment_labels(population, tuple(scenario.segments.by))
+    vectors = item_vectors(tables, parts.catalog.bank)
     try:
-        vectors = item_vectors(tables, parts.catalog.bank)
-        users = parts.population.users
-        recommender, shocks = shocked_world(scenario, parts.catalog.item_ids, tables, vectors, labels, users=users)
+        recommender, shocks = shocked_world(
+            scenario, parts.catalog.item_ids, tables, vectors, labels, users=population.users
+        )
     except ShockError as err:
         raise RunError(str(err)) from err
-    model = TasteModel(
-        parts.catalog,
-        parts.population,
-        parts.memory,
-        recommender,
-        scenario_decider(scenario, parts, progress),
-        seed=scenario.seed,
-        slate_size=rec_cfg.slate_size,
-        allow_repeats=rec_cfg.allow_repeats,
-        activity=scenario.population.activity,
-        journal=journal,
-        drift=scenario.drift,
-        segments=labels,
-        shocks=shocks,
-        retrain_every=rec_cfg.retrain_every,
-    )
-    checkpoint = _read_checkpoint(out / "checkpoint.npz") if resume else None
-    if checkpoint is None:
-        (out / "scenario.yaml").write_text(scenario.to_yaml(), encoding="utf-8")
-        shutil.rmtree(out / "parts", ignore_errors=True)
-        journal.restart()
-    else:
-        state, rows = checkpoint
-        model.restore(state)
-        _restore_metrics(model, rows)
-        journal.reconcile(model.steps)
-        for part in (out / "parts").glob("step-*.parquet"):
-            if int(part.stem.split("-")[1]) > model.steps:
-                part.unlink()
-    (out / "parts").mkdir(exist_ok=True)
-    journal.writer.ready()  # a store the writers cannot open ends the run now, not at the first checkpoint
-    return model
+    groups = Groups.from_labels(labels, population.n_agents)
+    progress("starting population shards", 0, 1)
+    shards = build_shards(scenario, parts, groups, shocks, progress)
+    try:
+        return TasteModel(
+            parts.catalog,
+            population,
+            None,
+            recommender,
+            None,
+            seed=scenario.seed,
+            slate_size=rec_cfg.slate_size,
+            allow_repeats=rec_cfg.allow_repeats,
+            activity=scenario.population.activity,
+            drift=scenario.drift,
+            segments=labels,
+            shocks=shocks,
+            retrain_every=rec_cfg.retrain_every,
+            shards=shards,
+        )
+    except BaseException:
+        shards.shutdown()
+        raise
 
 
-def _write_checkpoint(path: Path, model: TasteModel) -> None:
+def _write_checkpoint(out: Path, model: TasteModel) -> None:
+    """Flush the stores, have every shard write its state, then commit the driver's state naming the step."""
+    step = model.steps
+    model.shards.sync(step)
+    model.shards.save(out / _SHARD_CHECKPOINTS, step)
     rows = model.datacollector.get_model_vars_dataframe().to_dict(orient="list")
+    path = out / "checkpoint.npz"
     tmp = path.with_name("checkpoint.tmp.npz")
-    np.savez(tmp, metrics_json=np.array(json.dumps(rows)), **model.state())
+    np.savez(tmp, metrics_json=np.array(json.dumps(rows)), **model.driver_state())
     tmp.replace(path)
+    model.shards.prune(out / _SHARD_CHECKPOINTS, step)
 
 
 def _read_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict[str, list]] | None:
@@ -207,20 +276,46 @@ def _read_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict[str, list]
     return state, rows
 
 
+def checkpoint_memory(out: Path) -> WorkingMemory:
+    """The working memory of every agent at the last checkpoint of the run in ``out`` (rows = agents)."""
+    with np.load(out / "checkpoint.npz") as data:
+        step, count = int(data["steps"]), int(data["shards"])
+    parts = []
+    for k in range(count):
+        name = f"shard-{k}" if count > 1 else "population"
+        with np.load(out / _SHARD_CHECKPOINTS / f"{name}-step-{step:06d}.npz") as data:
+            parts.append({f: data[f"memory_{f}"] for f in ("reason", "polarity", "category_mask", "strength",
+                                                             "created", "last", "item")})  # fmt: skip
+    n = sum(len(p["reason"]) for p in parts)
+    memory = WorkingMemory(n, parts[0]["reason"].shape[1])
+    for k, part in enumerate(parts):
+        for name, values in part.items():
+            getattr(memory, name)[k::count] = values
+    return memory
+
+
 def _restore_metrics(model: TasteModel, rows: dict[str, list]) -> None:
     for name in METRICS:
         model.datacollector.model_vars[name] = list(rows.get(name, []))
 
 
 def _finish(
-    out: Path, model: TasteModel, scenario: Scenario, *, stats: WriterStats, step_seconds: float, wall: float
+    out: Path,
+    model: TasteModel,
+    scenario: Scenario,
+    *,
+    stats: WriterStats,
+    memory: dict,
+    usage: list[dict],
+    step_seconds: float,
+    timing: dict[str, float],
+    started: float,
 ) -> dict:
+    finishing = time.perf_counter()
     metrics = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
     metrics.insert(0, "step", np.arange(1, len(metrics) + 1))
     metrics.to_parquet(out / "metrics.parquet", index=False)
-    parts = sorted((out / "parts").glob("step-*.parquet"))
-    interactions = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
-    interactions.to_parquet(out / "interactions.parquet", index=False)
+    _concatenate(sorted((out / "parts").glob("step-*.parquet")), out / "interactions.parquet")
     write_plots(metrics, out / "plots")
     decisions = int(metrics["shown"].sum())
     summary = {
@@ -230,6 +325,8 @@ def _finish(
         "agents": len(model.agents),
         "items": len(model.catalog.item_ids),
         "recommender": scenario.recommender.name,
+        "engine": scenario.execution.engine,
+        "workers": scenario.execution.workers,
         "decisions": decisions,
         "clicks": int(metrics["clicks"].sum()),
         "likes": int(metrics["likes"].sum()),
@@ -239,20 +336,44 @@ def _finish(
         "mean_category_entropy": float(metrics["category_entropy"].mean()),
         "mean_novelty": float(metrics["novelty"].mean()),
         "holdout_hit_rate": float(metrics["holdout_hit_rate"].mean()),
-        "memory_records": stats.records_in_store,
+        "memory_records": memory["memories"],
+        "memory": memory,
         "drift": _write_drift(out, model),
-        "timing": {
-            "wall_seconds": round(wall, 2),
-            "step_seconds": round(step_seconds, 2),
-            "decisions_per_second": round(decisions / step_seconds, 1) if step_seconds else None,
-            "records_written_this_session": stats.records_added,
-            "strength_updates_this_session": stats.records_updated,
-            "store_write_seconds": round(stats.seconds_writing, 2),
-        },
+        "shards": usage,  # per population shard: agents, state bytes, its process's peak RSS and CPU seconds
+        "timing": {},
+    }
+    write_report_started = time.perf_counter()
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_report(out)  # reads summary.json; the timing below (the report's included) is written after it
+    now = time.perf_counter()
+    summary["timing"] = {
+        "wall_seconds": round(now - started, 2),
+        "setup_seconds": round(timing["setup_seconds"], 2),
+        "step_seconds": round(step_seconds, 2),
+        "decisions_per_second": round(decisions / step_seconds, 1) if step_seconds else None,
+        "final_flush_seconds": round(timing.get("final_flush_seconds", 0.0), 2),
+        "outputs_seconds": round(now - finishing, 2),
+        "report_seconds": round(now - write_report_started, 2),
+        "records_written_this_session": stats.records_added,
+        "strength_updates_this_session": stats.records_updated,
+        "store_write_seconds": round(stats.seconds_writing, 2),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    write_report(out)
     return summary
+
+
+def _concatenate(parts: list[Path], target: Path) -> None:
+    """One Parquet file from the per-step parts, streamed (one step in memory at a time)."""
+    writer = None
+    try:
+        for part in parts:
+            table = pq.read_table(part)
+            if writer is None:
+                writer = pq.ParquetWriter(target, table.schema)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 def _write_drift(out: Path, model: TasteModel) -> dict[str, float]:

@@ -19,24 +19,32 @@ attribute; one row per (step, attribute, segment):
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
-from tastesim.agents.drift import InterestState
+from tastesim.agents.drift import InterestState, unit_rows
 from tastesim.agents.population import Population
 from tastesim.catalog import Decisions
 
 __all__ = [
     "DRIFT_METRICS",
+    "FIXED",
     "METRIC_HELP",
+    "DriftPartial",
     "DriftTracker",
+    "Groups",
+    "ShardDrift",
     "drift_headline",
     "entropy_bits",
+    "fixed",
     "gini",
     "intra_list_distance",
+    "item_similarity",
     "js_divergence",
+    "partial_of_states",
     "segment_labels",
 ]
 
@@ -94,30 +102,58 @@ def gini(counts: np.ndarray) -> float:
     return float((2 * (ranks * x).sum()) / (x.size * x.sum()) - (x.size + 1) / x.size)
 
 
-def intra_list_distance(slates: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-    """Per slate, mean pairwise ``1 - cos`` of its items (``-1`` slots ignored; NaN below two items)."""
-    shown = slates >= 0
-    v = vectors[np.where(shown, slates, 0)] * shown[..., None]
-    sims = np.einsum("nsd,ntd->nst", v, v)
-    pair = shown[:, :, None] & shown[:, None, :] & ~np.eye(slates.shape[1], dtype=bool)
-    n_pairs = pair.sum((1, 2))
-    dist = ((1 - sims) * pair).sum((1, 2))
-    return np.where(n_pairs > 0, dist / np.maximum(n_pairs, 1), np.nan)
+_PAIR_TABLE_ITEMS = 4096  # catalogs up to this size gather slate pairs from an item-by-item cosine table
+_CHUNK = 8192  # slates per chunk of the pair gathers
+
+
+def item_similarity(vectors: np.ndarray) -> np.ndarray | None:
+    """Item-by-item cosine table ``(I, I)`` float32 for a small catalog, ``None`` for a large one."""
+    if vectors.shape[0] > _PAIR_TABLE_ITEMS:
+        return None
+    return (vectors @ vectors.T).astype(np.float32)
+
+
+def intra_list_distance(slates: np.ndarray, vectors: np.ndarray, similarity: np.ndarray | None = None) -> np.ndarray:
+    """Per slate, mean pairwise ``1 - cos`` of its items (``-1`` slots ignored; NaN below two items).
+
+    ``similarity`` (from :func:`item_similarity`) turns each pair into one gather; without it the pairs are
+    computed from the vectors.
+    """
+    out = np.full(len(slates), np.nan)
+    width = slates.shape[1] if slates.ndim == 2 else 0
+    off_diagonal = ~np.eye(width, dtype=bool)
+    for lo in range(0, len(slates), _CHUNK):
+        part = slates[lo : lo + _CHUNK]
+        shown = part >= 0
+        items = np.where(shown, part, 0)
+        if similarity is not None:
+            sims = similarity[items[:, :, None], items[:, None, :]]
+        else:
+            v = vectors[items] * shown[..., None]
+            sims = np.einsum("nsd,ntd->nst", v, v)
+        pair = shown[:, :, None] & shown[:, None, :] & off_diagonal
+        n_pairs = pair.sum((1, 2))
+        dist = ((1 - sims) * pair).sum((1, 2))
+        out[lo : lo + _CHUNK] = np.where(n_pairs > 0, dist / np.maximum(n_pairs, 1), np.nan)
+    return out
 
 
 def segment_labels(population: Population, by: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Per attribute, the segment of each agent: ``age`` in bands, ``activity`` as training-size terciles
     (light, medium, heavy), anything else the user attribute's value (``unknown`` when missing)."""
     labels: dict[str, np.ndarray] = {}
+    rows = population.user_rows
     for attribute in by:
         if attribute == "activity":
-            size = np.diff(population.train.indptr)[population.user_rows]
+            size = np.diff(population.train.indptr)[rows]
             cuts = np.quantile(size, [1 / 3, 2 / 3]) if size.size else np.zeros(2)
             labels[attribute] = np.array(["light", "medium", "heavy"], dtype=object)[np.searchsorted(cuts, size)]
         elif attribute == "age":
-            labels[attribute] = np.array([_age_band(s.get("age")) for s in population.segments], dtype=object)
+            per_user = np.array([_age_band(s.get("age")) for s in population.user_segments], dtype=object)
+            labels[attribute] = per_user[rows]
         else:
-            labels[attribute] = np.array([s.get(attribute, "unknown") for s in population.segments], dtype=object)
+            per_user = np.array([s.get(attribute, "unknown") for s in population.user_segments], dtype=object)
+            labels[attribute] = per_user[rows]
     return labels
 
 
@@ -128,9 +164,189 @@ def _age_band(value: str | None) -> str:
     return [name for low, name in _AGE_BANDS if age >= low][-1]
 
 
+# -- exact sums per segment ------------------------------------------------------------------------------
+# Population shards (tastesim.engine) each hold some agents; one step's drift rows add up what every shard
+# measured for its agents. Sums of floats depend on the order they are added in, so each per-agent value is
+# rounded once to a multiple of 2**-32 and summed as an integer: the sums are exact, and any split of the
+# population into shards gives the same rows.
+FIXED = float(1 << 32)
+
+
+def fixed(values: np.ndarray) -> np.ndarray:
+    """Per-value fixed-point integers (``round(value * 2**32)``); NaN and infinities count as 0."""
+    x = np.asarray(values, dtype=np.float64)
+    return np.rint(np.where(np.isfinite(x), x, 0.0) * FIXED).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Groups:
+    """The segments drift rows are split by: group 0 is everyone, then each value of each attribute.
+
+    Attributes:
+        names: ``(attribute, segment)`` of each group.
+        codes: ``(n_agents, n_attributes)`` group of each agent under each attribute.
+    """
+
+    names: list[tuple[str, str]]
+    codes: np.ndarray
+
+    @staticmethod
+    def from_labels(labels: dict[str, np.ndarray], n_agents: int) -> Groups:
+        """Groups of ``labels`` (see :func:`segment_labels`), values in sorted order."""
+        names = [("all", "all")]
+        codes = np.zeros((n_agents, len(labels)), dtype=np.int32)
+        for j, (attribute, label) in enumerate(labels.items()):
+            values = sorted(set(label))
+            index = {v: len(names) + k for k, v in enumerate(values)}
+            names += [(attribute, v) for v in values]
+            codes[:, j] = [index[v] for v in label]
+        return Groups(names, codes)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def sums(self, codes: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Exact integer sums of ``values`` (rows of int64, one per agent of ``codes``) for every group."""
+        n, n_attr = codes.shape
+        member = sp.csr_matrix(
+            (
+                np.ones(n * (n_attr + 1), dtype=np.int64),
+                (np.concatenate([np.zeros(n, dtype=np.int64), codes.T.ravel()]), np.tile(np.arange(n), n_attr + 1)),
+            ),
+            shape=(len(self), n),
+        )
+        return np.asarray(member @ values, dtype=np.int64)  # integer arithmetic: exact, any order
+
+
+@dataclass(frozen=True)
+class DriftPartial:
+    """One shard's share of a step's drift rows: exact fixed-point sums per group (add shards with ``+``)."""
+
+    members: np.ndarray  # (G,) agents of the group
+    cats_initial: np.ndarray  # (G, C) sum of step-0 category distributions
+    cats_before: np.ndarray  # (G, C) ... before this step's update
+    cats_after: np.ndarray  # (G, C) ... after it
+    shift: np.ndarray  # (G,) sum of 1 - cos(centroid, step-0 centroid)
+    moved: np.ndarray  # (G,) sum of 1 - cos(centroid, previous centroid)
+    narrowing: np.ndarray  # (G,) sum of 1 - H(categories) / H(step-0 categories), where defined
+    narrowing_n: np.ndarray  # (G,) agents where it is defined
+    ild: np.ndarray  # (G,) sum of intra-list distances of this step's slates
+    ild_n: np.ndarray  # (G,) slates with at least two items
+
+    def __add__(self, other: DriftPartial) -> DriftPartial:
+        return DriftPartial(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+
+class ShardDrift:
+    """Per-agent drift quantities of one shard's agents, kept up to date, and their sums per group.
+
+    Only agents whose interests moved are recomputed each step: an agent that liked or disliked nothing
+    keeps its centroid direction (its interest mass only decayed), its categories and its narrowing.
+
+    Args:
+        state: The shard's interest state (rows = the shard's agents).
+        groups: The segments.
+        codes: ``groups.codes`` of the shard's agents.
+    """
+
+    def __init__(self, state: InterestState, groups: Groups, codes: np.ndarray) -> None:
+        self.groups = groups
+        self.codes = codes
+        n = len(codes)
+        self.h0 = entropy_bits(state.initial_categories)
+        self.members = groups.sums(codes, np.ones(n, dtype=np.int64))
+        self.cats_initial = groups.sums(codes, fixed(state.initial_categories))
+        self.narrowing_n = groups.sums(codes, (self.h0 > 0).astype(np.int64))
+        everyone = np.arange(n)
+        self.cats, self.shift, self.narrowing = self._values(state, everyone)
+        self.cat_sums = groups.sums(codes, self.cats)
+        self.shift_sums = groups.sums(codes, self.shift)
+        self.narrowing_sums = groups.sums(codes, self.narrowing)
+
+    def _values(
+        self, state: InterestState, rows: np.ndarray, start_cos: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Fixed-point categories, centroid shift and narrowing of ``rows`` (``start_cos``: their cosines to
+        the step-0 centroid, when known)."""
+        if start_cos is None:
+            start_cos = np.einsum("nd,nd->n", unit_rows(state.mass[rows]), state.initial[rows])
+        shift = fixed(1 - start_cos)
+        h0 = self.h0[rows]
+        ratio = entropy_bits(state.categories[rows]) / np.where(h0 > 0, h0, 1)
+        return fixed(state.categories[rows]), shift, fixed(np.where(h0 > 0, 1 - ratio, 0.0))
+
+    def refresh(self, state: InterestState, rows: np.ndarray, start_cos: np.ndarray | None = None) -> None:
+        """Recompute the agents ``rows`` (ascending, distinct; their interests changed) from ``state``, and the
+        group sums; ``start_cos`` are the rows' cosines to their step-0 centroid when the caller has them."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if not rows.size:
+            return
+        cats, shift, narrowing = self._values(state, rows, start_cos)
+        codes = self.codes[rows]
+        self.cat_sums += self.groups.sums(codes, cats - self.cats[rows])
+        self.shift_sums += self.groups.sums(codes, shift - self.shift[rows])
+        self.narrowing_sums += self.groups.sums(codes, narrowing - self.narrowing[rows])
+        self.cats[rows], self.shift[rows], self.narrowing[rows] = cats, shift, narrowing
+
+    def category_sums(self) -> np.ndarray:
+        """Sums per group of the current category distributions (take it before a step's update)."""
+        return self.cat_sums.copy()
+
+    def partial(
+        self,
+        cats_before: np.ndarray,
+        moved_rows: np.ndarray,
+        moved: np.ndarray,
+        rows: np.ndarray,
+        ild: np.ndarray,
+    ) -> DriftPartial:
+        """The shard's share of the step's rows.
+
+        Args:
+            cats_before: :meth:`category_sums` before the update.
+            moved_rows: Rows whose centroid moved this step; ``moved``: their ``1 - cos(now, before)``.
+            rows: The rows that acted; ``ild``: the intra-list distance of each one's slate.
+        """
+        defined = np.isfinite(ild)
+        return DriftPartial(
+            members=self.members,
+            cats_initial=self.cats_initial,
+            cats_before=cats_before,
+            cats_after=self.cat_sums.copy(),
+            shift=self.shift_sums.copy(),
+            moved=self.groups.sums(self.codes[moved_rows], fixed(moved)),
+            narrowing=self.narrowing_sums.copy(),
+            narrowing_n=self.narrowing_n,
+            ild=self.groups.sums(self.codes[rows], fixed(ild)),
+            ild_n=self.groups.sums(self.codes[rows], defined.astype(np.int64)),
+        )
+
+
+def partial_of_states(
+    groups: Groups,
+    active: np.ndarray,
+    slates: np.ndarray,
+    *,
+    before: InterestState,
+    after: InterestState,
+    vectors: np.ndarray,
+) -> DriftPartial:
+    """The share of agents whose states are ``before`` and ``after`` a step (every agent recomputed)."""
+    account = ShardDrift(before, groups, groups.codes)
+    cats_before = account.category_sums()
+    everyone = np.arange(len(groups.codes))
+    account.refresh(after, everyone)
+    moved = 1 - (unit_rows(after.mass) * unit_rows(before.mass)).sum(-1)
+    return account.partial(cats_before, everyone, moved, active, intra_list_distance(slates, vectors))
+
+
 @dataclass
 class DriftTracker:
-    """Computes and keeps the drift rows of every step (checkpointed as JSON)."""
+    """Computes and keeps the drift rows of every step (checkpointed as JSON).
+
+    Segment figures that need every agent's interest state come as a :class:`DriftPartial` (summed over
+    the population's shards); figures of the slates and decisions are computed here.
+    """
 
     labels: dict[str, np.ndarray]
     primary: np.ndarray
@@ -138,6 +354,11 @@ class DriftTracker:
     categories: list[str]
     rows: list[dict] = field(default_factory=list)
     stream: list[list[float]] = field(default_factory=list)  # clicks per category per step
+    n_agents: int | None = None  # the population size (known from ``labels`` when there are any)
+
+    def __post_init__(self) -> None:
+        n = len(next(iter(self.labels.values()))) if self.labels else (self.n_agents or 0)
+        self.groups = Groups.from_labels(self.labels, n)
 
     def measure(
         self,
@@ -149,42 +370,60 @@ class DriftTracker:
         before: InterestState,
         after: InterestState,
     ) -> None:
-        """Record step ``step``: ``before``/``after`` are the states around this step's update."""
-        n_items = self.vectors.shape[0]
-        clicked_cats = np.where(decisions.click, self.primary[np.where(slates >= 0, slates, 0)], -1)
-        self.stream.append(np.bincount(clicked_cats[clicked_cats >= 0], minlength=len(self.categories)).tolist())
-        ild = intra_list_distance(slates, self.vectors)
-        c_now, c_prev = after.centroid(), before.centroid()
-        h0 = entropy_bits(after.initial_categories)
-        narrowing = np.where(h0 > 0, 1 - entropy_bits(after.categories) / np.where(h0 > 0, h0, 1), np.nan)
-        groups = [("all", "all", np.ones(len(active), dtype=bool), np.ones(after.mass.shape[0], dtype=bool))]
-        for attribute, label in self.labels.items():
-            for value in sorted(set(label)):
-                groups.append((attribute, value, label[active] == value, label == value))
-        for attribute, value, in_step, members in groups:
-            s, dec = slates[in_step], (decisions.click[in_step], decisions.like[in_step])
-            shown = s[s >= 0]
-            clicks, likes = int(dec[0].sum()), int(dec[1].sum())
-            cats = clicked_cats[in_step]
+        """Record step ``step`` of a population whose whole interest state is at hand: ``before``/``after`` are
+        the states around this step's update."""
+        groups = self.groups
+        if len(groups.codes) != after.mass.shape[0]:  # no labels: everyone is one group
+            groups = Groups([("all", "all")], np.zeros((after.mass.shape[0], 0), dtype=np.int32))
+        partial = partial_of_states(groups, active, slates, before=before, after=after, vectors=self.vectors)
+        self.record(step, active, slates, decisions, partial)
+
+    def record(
+        self, step: int, active: np.ndarray, slates: np.ndarray, decisions: Decisions, partial: DriftPartial
+    ) -> None:
+        """Record step ``step`` from its slates and decisions and the population's :class:`DriftPartial`."""
+        n_items, n_cat = self.vectors.shape[0], len(self.categories)
+        shown = slates >= 0
+        items = np.where(shown, slates, 0)
+        clicked_cats = np.where(decisions.click, self.primary[items], -1)
+        self.stream.append(np.bincount(clicked_cats[clicked_cats >= 0], minlength=n_cat).tolist())
+        codes = self.groups.codes[active] if self.groups.codes.shape[1] else np.zeros((len(active), 0), np.int32)
+        n_groups = len(self.groups)
+        agents = np.zeros(n_groups, dtype=np.int64)
+        clicks = np.zeros(n_groups, dtype=np.int64)
+        likes = np.zeros(n_groups, dtype=np.int64)
+        cats = np.zeros((n_groups, n_cat), dtype=np.int64)
+        exposure = np.zeros((n_groups, n_items), dtype=np.int64)
+        per_row_clicks, per_row_likes = decisions.click.sum(1), decisions.like.sum(1)
+        clicked = clicked_cats >= 0
+        for grouping in [np.zeros(len(active), dtype=np.int64), *codes.T]:
+            agents += np.bincount(grouping, minlength=n_groups)
+            clicks += np.bincount(grouping, weights=per_row_clicks, minlength=n_groups).astype(np.int64)
+            likes += np.bincount(grouping, weights=per_row_likes, minlength=n_groups).astype(np.int64)
+            at = np.broadcast_to(grouping[:, None], slates.shape)
+            cats += np.bincount(at[clicked] * n_cat + clicked_cats[clicked], minlength=n_groups * n_cat).reshape(
+                n_groups, n_cat
+            )
+            exposure += np.bincount(at[shown] * n_items + slates[shown], minlength=n_groups * n_items).reshape(
+                n_groups, n_items
+            )
+        p = partial
+        for g, (attribute, value) in enumerate(self.groups.names):
             self.rows.append(
                 {
                     "step": step,
                     "attribute": attribute,
                     "segment": value,
-                    "agents": int(in_step.sum()),
-                    "category_js_start": js_divergence(
-                        after.categories[members].mean(0), after.initial_categories[members].mean(0)
-                    ),
-                    "category_js_prev": js_divergence(
-                        after.categories[members].mean(0), before.categories[members].mean(0)
-                    ),
-                    "centroid_shift": _mean(1 - (c_now[members] * after.initial[members]).sum(-1)),
-                    "centroid_step": _mean(1 - (c_now[members] * c_prev[members]).sum(-1)),
-                    "consumption_entropy": float(entropy_bits(np.bincount(cats[cats >= 0], minlength=1))),
-                    "intra_list_distance": _mean(ild[in_step]),
-                    "exposure_gini": gini(np.bincount(shown, minlength=n_items)),
-                    "like_rate": likes / clicks if clicks else 0.0,
-                    "filter_bubble": _mean(narrowing[members]),
+                    "agents": int(agents[g]),
+                    "category_js_start": js_divergence(p.cats_after[g] / FIXED, p.cats_initial[g] / FIXED),
+                    "category_js_prev": js_divergence(p.cats_after[g] / FIXED, p.cats_before[g] / FIXED),
+                    "centroid_shift": _ratio(p.shift[g], p.members[g]),
+                    "centroid_step": _ratio(p.moved[g], p.members[g]),
+                    "consumption_entropy": float(entropy_bits(cats[g])),
+                    "intra_list_distance": _ratio(p.ild[g], p.ild_n[g]),
+                    "exposure_gini": gini(exposure[g]),
+                    "like_rate": int(likes[g]) / int(clicks[g]) if clicks[g] else 0.0,
+                    "filter_bubble": _ratio(p.narrowing[g], p.narrowing_n[g]),
                 }
             )
 
@@ -214,9 +453,9 @@ class DriftTracker:
         self.rows, self.stream = data["rows"], data["stream"]
 
 
-def _mean(x: np.ndarray) -> float:
-    x = x[np.isfinite(x)]
-    return float(x.mean()) if x.size else 0.0
+def _ratio(total: np.integer, count: np.integer) -> float:
+    """The mean of fixed-point values from their exact sum and count (0.0 for none)."""
+    return float(total) / FIXED / int(count) if count else 0.0
 
 
 def drift_headline(frame: pd.DataFrame) -> dict[str, float]:

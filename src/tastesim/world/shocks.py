@@ -21,6 +21,7 @@ from tastesim.agents.drift import InterestState
 from tastesim.catalog.tables import CatalogTables
 from tastesim.recommenders import Feedback, Recommender, SlateRequest, recommender_for
 from tastesim.scenario import JoinShock, LaunchShock, PerturbShock, Scenario, Shock, SwitchShock, TrendShock
+from tastesim.world.shard import Perturbation
 
 __all__ = ["ShockError", "ShockSchedule", "ShockedRecommender", "shocked_world"]
 
@@ -92,7 +93,8 @@ class ShockedRecommender:
 
     def recommend(self, request: SlateRequest) -> np.ndarray:
         """Slates from the current recommender with unlaunched items blocked and trends inserted."""
-        blocked = request.blocked | self.hidden(request.step)
+        hidden = self.hidden(request.step)
+        blocked = request.blocked | hidden if hidden.any() else request.blocked  # no copy when nothing is hidden
         inner = SlateRequest(request.agents, request.history, blocked, request.k, request.step, request.rng)
         slates = np.asarray(self.current(request.step).recommend(inner), dtype=np.int64)
         for shock, items in self.trends:
@@ -157,6 +159,13 @@ class ShockSchedule:
                 )
             members &= labels[attribute] == value
         return members
+
+    def perturbations(self) -> tuple[Perturbation, ...]:
+        """The ``perturb`` shocks as population shards apply them (see :meth:`perturb`)."""
+        return tuple(
+            Perturbation(shock.step, members, cat, target, shock.strength)
+            for shock, members, cat, target in self.perturbs
+        )
 
     def present(self, active: np.ndarray, step: int) -> np.ndarray:
         """``active`` without the agents whose segment has not joined by ``step``."""
