@@ -20,6 +20,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from tastesim.paths import atomic_write_text
 from tastesim.scenario import AnalyserConfig, DatasetConfig, Scenario, ScenarioError
 
 __all__ = ["AGREEMENT_RECOMMENDERS", "DEFAULT_RECOMMENDERS", "AgreementRequest", "run_agreement", "write_agreement"]
@@ -102,13 +103,11 @@ def run_agreement(
     request: AgreementRequest, out: Path, command: str, progress: Callable[[str, int, int], None]
 ) -> tuple[Path, Path]:
     """Rank the recommenders both ways and write ``agreement.json`` and ``agreement.md`` into ``out``."""
-    import scipy.sparse as sp
 
     from tastesim.agents.drift import item_vectors
     from tastesim.eval.agreement import hit_and_ndcg, rank_agreement
     from tastesim.memory.working import WorkingMemory
-    from tastesim.recommenders import SlateRequest, recommender_for
-    from tastesim.rng import RandomTree, Stream
+    from tastesim.recommenders import recommender_for
     from tastesim.scenario import RecommenderConfig
     from tastesim.world.build import build_parts, load_scenario_dataset, profiles_for, scenario_decider
     from tastesim.world.model import TasteModel
@@ -143,16 +142,7 @@ def run_agreement(
             drift=scenario.drift,
         )  # fits the recommender on the training part
         agents = np.arange(len(population.users))
-        first = model.recommender.recommend(
-            SlateRequest(
-                agents=agents,
-                history=sp.csr_matrix(model.consumed, dtype=np.float32),
-                blocked=model.consumed.copy(),
-                k=request.slate_size,
-                step=0,
-                rng=RandomTree(scenario.seed).generator(Stream.RECOMMENDER, 0),
-            )
-        )
+        first = model.recommend(agents)  # the first slates, at the starting state (the same draws as step 1)
         hit, ndcg, users = hit_and_ndcg(np.asarray(first), liked)
         likes = clicks = slates = 0
         for _ in range(request.steps):
@@ -209,7 +199,7 @@ def write_agreement(payload: dict, out: Path) -> tuple[Path, Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / "agreement.json"
-    json_path.write_text(json.dumps(payload, indent=2, allow_nan=True) + "\n", encoding="utf-8")
+    atomic_write_text(json_path, json.dumps(payload, indent=2, allow_nan=True) + "\n")
     rows = payload["recommenders"]
     by_real = sorted(rows, key=lambda n: -rows[n]["real_ndcg"])
     by_sim = sorted(rows, key=lambda n: -rows[n]["sim_likes_per_slate"])
@@ -246,5 +236,5 @@ def write_agreement(payload: dict, out: Path) -> tuple[Path, Path]:
             f"{_cell(value['spearman'])} |"
         )
     md_path = out / "agreement.md"
-    md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write_text(md_path, "\n".join(lines) + "\n")
     return json_path, md_path
