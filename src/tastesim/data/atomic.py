@@ -47,6 +47,8 @@ def _read(path: Path, encoding: str | None) -> pd.DataFrame:
         except pd.errors.ParserError as err:
             line = re.search(r"line (\d+)", str(err))
             raise DataFormatError(path, f"malformed row: {err}", int(line.group(1)) if line else None) from err
+        except pd.errors.EmptyDataError as err:
+            raise DataFormatError(path, "file is empty") from err
         except UnicodeDecodeError as err:
             if encoding or attempt == "latin-1":
                 raise DataFormatError(path, f"not {attempt} text: {err}") from err

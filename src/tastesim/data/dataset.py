@@ -15,6 +15,9 @@ ITEM_COLUMNS = ("item", "title", "categories", "text")
 REVIEW_COLUMNS = ("user", "item", "rating", "timestamp", "text")  # plus an optional ``summary``
 
 
+_LONGEST_MESSAGE = 400
+
+
 class DataFormatError(ValueError):
     """A data file is malformed; the message names the file and, where known, the line."""
 
@@ -22,6 +25,9 @@ class DataFormatError(ValueError):
         self.path = Path(path)
         self.line = line
         where = f"{self.path}:{line}" if line is not None else str(self.path)
+        message = " ".join(message.split())  # one line, whatever the file held
+        if len(message) > _LONGEST_MESSAGE:  # a 10 MB header or cell is quoted, not printed
+            message = message[:_LONGEST_MESSAGE] + " [...]"
         super().__init__(f"{where}: {message}")
 
 

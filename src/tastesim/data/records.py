@@ -81,9 +81,15 @@ def read_json_records(path: Path) -> pd.DataFrame:
     Raises:
         DataFormatError: A line is not a JSON object (naming it).
     """
+    if not path.is_file():
+        raise DataFormatError(path, "file not found")
     rows = []
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataFormatError(path, f"not UTF-8 text: {err.reason} at byte {err.start}", number) from err
             if not line.strip():
                 continue
             try:

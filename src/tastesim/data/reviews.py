@@ -3,17 +3,23 @@
 
 from __future__ import annotations
 
-import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from tastesim.data.dataset import DataFormatError, Dataset, finish_interactions
+from tastesim.data.records import read_csv_records, read_json_records
 
 __all__ = ["catalog_from_reviews", "dataset_from_reviews", "load_reviews", "pick_reviews"]
 
 # Amazon Review Data (Ni, Li, McAuley 2018) field names -> ours.
+def _missing(value: object) -> bool:
+    """A field a JSON record did not have (pandas fills it with NaN)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 _AMAZON = {"asin": "item", "overall": "rating", "reviewerID": "user", "unixReviewTime": "timestamp"}
 
 
@@ -74,36 +80,30 @@ def load_reviews(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise DataFormatError(path, "reviews file not found")
     if path.suffix.lower() == ".csv":
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frame = read_csv_records(path)
         missing = {"item", "rating", "text"} - set(frame.columns)
         if missing:
             raise DataFormatError(path, f"missing column(s) {sorted(missing)}; need item,rating,text", 1)
-        rows = frame[[c for c in ("item", "rating", "text", "user", "timestamp") if c in frame]].to_dict("records")
-        first_line = 2
+        rows = frame[[c for c in ("item", "rating", "text", "user", "timestamp", "_line") if c in frame]].to_dict(
+            "records"
+        )
     else:
-        rows, first_line = [], 1
-        with open(path, encoding="utf-8") as fh:
-            for number, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    raw = {_AMAZON.get(k, k): v for k, v in json.loads(line).items()}
-                    text = raw.get("text") or ". ".join(
-                        str(raw[k]).strip() for k in ("summary", "reviewText") if raw.get(k)
-                    )
-                    row = {"item": str(raw["item"]), "rating": raw["rating"], "text": text, "_line": number}
-                    rows.append(row | {k: raw[k] for k in ("user", "timestamp") if k in raw})
-                except (json.JSONDecodeError, KeyError, AttributeError) as err:
-                    raise DataFormatError(
-                        path, f"not a review (need item/asin, rating/overall, text): {err}", number
-                    ) from err
+        rows = []
+        for record in read_json_records(path).to_dict("records"):
+            raw = {_AMAZON.get(k, k): v for k, v in record.items() if not _missing(v)}
+            if "item" not in raw or "rating" not in raw:
+                need = "need item/asin, rating/overall, text"
+                raise DataFormatError(path, f"not a review ({need}): has {sorted(raw)}", int(record["_line"]))
+            text = raw.get("text") or ". ".join(str(raw[k]).strip() for k in ("summary", "reviewText") if raw.get(k))
+            row = {"item": str(raw["item"]), "rating": raw["rating"], "text": text, "_line": raw["_line"]}
+            rows.append(row | {k: raw[k] for k in ("user", "timestamp") if k in raw})
     frame = pd.DataFrame(rows)
     if frame.empty:
         raise DataFormatError(path, "no reviews")
     ratings = pd.to_numeric(frame["rating"], errors="coerce")
     if ratings.isna().any():
         row = int(ratings.isna().to_numpy().argmax())
-        line = int(frame["_line"].iloc[row]) if "_line" in frame else row + first_line
+        line = int(frame["_line"].iloc[row])
         raise DataFormatError(path, f"rating {frame['rating'].iloc[row]!r} is not a number", line)
     out = pd.DataFrame({"item": frame["item"].astype(str), "rating": ratings, "text": frame["text"].astype(str)})
     if {"user", "timestamp"} <= set(frame.columns) and frame[["user", "timestamp"]].notna().all(axis=None):
