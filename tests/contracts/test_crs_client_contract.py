@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tracemalloc
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,6 +54,33 @@ def _fault(kind: str, mode: str, n: int, good: dict) -> tuple[int, str]:
     return 200, json.dumps(_wire(reply, mode))
 
 
+HOSTILE = ("drip", "huge", "huge_chunked")
+HUGE = 64 * 1024 * 1024
+
+
+async def _hostile(request: web.Request, kind: str) -> web.StreamResponse:
+    """``drip``: a valid reply one byte every 0.1 s; ``huge``: a 64 MiB body announced by its length;
+    ``huge_chunked``: 64 MiB in chunks with no length announced."""
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    if kind == "huge":
+        response.content_length = HUGE
+    else:
+        response.enable_chunked_encoding()
+    await response.prepare(request)
+    try:
+        if kind == "drip":
+            for byte in json.dumps({"items": ["1"], "text": "slowly"}).encode():
+                await response.write(bytes([byte]))
+                await asyncio.sleep(0.1)
+        else:
+            chunk = b" " * (1024 * 1024)
+            for _ in range(HUGE // len(chunk)):
+                await response.write(chunk)
+    except (ConnectionResetError, ConnectionError):
+        pass  # the client hung up, as it should
+    return response
+
+
 def fault_app(items: list[str]) -> web.Application:
     """``POST /<kind>/recommend`` and ``/<kind>/v1/chat/completions`` (the mode follows the path).
 
@@ -63,10 +91,12 @@ def fault_app(items: list[str]) -> web.Application:
     """
     counts: Counter[str] = Counter()
 
-    async def answer(request: web.Request) -> web.Response:
+    async def answer(request: web.Request) -> web.StreamResponse:
         kind = request.match_info["kind"]
         counts[request.path] += 1
         body = await request.json()
+        if kind in HOSTILE:
+            return await _hostile(request, kind)
         if kind == "timeout":
             await asyncio.sleep(SLEEP_S)
         elif kind == "transport":
@@ -191,3 +221,28 @@ def test_retries_stop_after_the_last_attempt(faulty: str) -> None:
     waited, crs = asyncio.run(talk())
     assert crs.stats.requests == 4 and crs.stats.retries == 3
     assert waited >= 0.05 + 0.1 + 0.2  # three waits, each twice the one before
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    ("kind", "counted"), [("drip", "timeout"), ("huge", "malformed"), ("huge_chunked", "malformed")]
+)
+def test_slow_drip_and_oversized_replies_are_counted_without_reading_them_whole(
+    faulty: str, kind: str, counted: str, mode: Mode
+) -> None:
+    """A reply that trickles in is cut at the timeout; one over 4 MiB is refused as soon as that is known
+    (its announced length, or the bytes read so far), so a hostile CRS cannot fill the client's memory."""
+
+    async def talk() -> str:
+        async with HttpCRS(fault_url(faulty, kind, mode), mode=mode, timeout_s=1.0, retries=2, backoff_s=0.01) as crs:
+            with pytest.raises(CRSError) as err:
+                await crs.respond(CRSRequest("s1", 1, FIRST, 5))
+            return err.value.kind
+
+    tracemalloc.start()
+    try:
+        assert asyncio.run(talk()) == counted
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 1024 * 1024, f"the client held {peak / 2**20:.0f} MiB"

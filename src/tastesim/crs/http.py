@@ -19,7 +19,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from tastesim.crs.names import TitleIndex
 from tastesim.crs.protocol import CRSError, CRSReply, CRSRequest, Mode, read_chat_text, read_reply
-from tastesim.crs.transport import AiohttpTransport
+from tastesim.crs.transport import AiohttpTransport, ReplyTooLarge
 
 __all__ = ["CHAT_EXAMPLE", "CHAT_SYSTEM", "HttpCRS", "HttpStats"]
 
@@ -149,6 +149,8 @@ class HttpCRS:
             raise CRSError("timeout", f"no reply within {self.timeout_s} s") from err
         except httpx.ConnectError as err:
             raise CRSError("refused", f"cannot connect to {self.url}: {err}") from err
+        except ReplyTooLarge as err:
+            raise CRSError("malformed", str(err)) from err
         except httpx.TransportError as err:
             raise CRSError("transport", f"{type(err).__name__}: {err}") from err
         status = response.status_code

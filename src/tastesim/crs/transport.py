@@ -14,6 +14,26 @@ import httpx
 __all__ = ["AiohttpTransport"]
 
 
+MAX_REPLY_BYTES = 4 * 1024 * 1024  # a CRS reply is a list of ids and a sentence; anything larger is a fault
+
+
+class ReplyTooLarge(httpx.TransportError):
+    """The reply body is over :data:`MAX_REPLY_BYTES`; it was not read further."""
+
+
+async def _read_at_most(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, read chunk by chunk, stopping as soon as it is known to be over ``limit`` bytes."""
+    if response.content_length is not None and response.content_length > limit:
+        raise ReplyTooLarge(f"reply of {response.content_length} bytes, over the {limit}-byte limit")
+    chunks, size = [], 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise ReplyTooLarge(f"reply over the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """Send httpx requests through one ``aiohttp.ClientSession`` (created on first use)."""
 
@@ -37,7 +57,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 timeout=limit,
                 allow_redirects=False,
             ) as response:
-                content = await response.read()
+                content = await _read_at_most(response, MAX_REPLY_BYTES)
                 headers = [(k, v) for k, v in response.headers.items() if k.lower() != "content-encoding"]
                 return httpx.Response(response.status, headers=headers, content=content, request=request)
         except TimeoutError as err:
