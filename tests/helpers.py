@@ -24,6 +24,7 @@ from tastesim.rng import KeyedDraws, RowDraws
 __all__ = [
     "CLI",
     "chroma_server",
+    "chroma_server_process",
     "draws",
     "free_port",
     "refused_url",
@@ -118,18 +119,27 @@ def serve_in_thread(server: object) -> Iterator[object]:
 
 
 @contextmanager
-def chroma_server(folder: Path, *, timeout_s: float = 60.0) -> Iterator[str]:
+def chroma_server(folder: Path, *, timeout_s: float = 60.0, port: int | None = None) -> Iterator[str]:
     """A real ``chroma run`` on a free loopback port, its data and log in ``folder``; yields its URL.
 
     Skips only when chromadb's ``chroma`` executable is missing; a server that does not start fails.
     """
+    with chroma_server_process(folder, timeout_s=timeout_s, port=port) as (url, _):
+        yield url
+
+
+@contextmanager
+def chroma_server_process(
+    folder: Path, *, timeout_s: float = 60.0, port: int | None = None
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """:func:`chroma_server`, yielding its URL and its process (to kill or pause it); ``port`` reuses one."""
     exe = Path(sys.executable).with_name("chroma")
     found = str(exe) if exe.exists() else shutil.which("chroma")
     if found is None:
         pytest.skip("the `chroma` executable (chromadb's CLI) is not installed")
     folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     args = [found, "run", "--path", str(folder / "data"), "--port", str(port), "--host", "127.0.0.1"]
-    with started_process(args, f"{url}/api/v2/heartbeat", log=folder / "chroma.log", timeout_s=timeout_s):
-        yield url
+    with started_process(args, f"{url}/api/v2/heartbeat", log=folder / "chroma.log", timeout_s=timeout_s) as proc:
+        yield url, proc

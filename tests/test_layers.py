@@ -14,6 +14,7 @@ import pytest
 import tastesim
 
 LAYERS: tuple[tuple[str, ...], ...] = (
+    ("faults",),
     ("rng", "paths", "text", "prompts", "web"),
     ("data",),
     ("scenario",),

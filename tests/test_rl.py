@@ -17,9 +17,10 @@ from tastesim.gym.vector import TasteVectorEnv
 from tastesim.runs.rl import EvalRequest, TrainRequest, evaluate_policies, train_policy
 
 ENV = EnvConfig(episode_steps=10)
-# Seeds 0, 1 and 2 all beat random on unseen users (reward per step +0.17, +0.21, +0.09 over random, like
-# ratio 0.12, 0.18, 0.06 against 0.04); the test trains seed 1 (deterministic: one torch thread, seeded
-# environment and algorithm).
+# Trained for 60,000 steps on seed 1 (deterministic: one torch thread, seeded environment and algorithm), DQN
+# beats random on the 6 unseen users by +0.099 reward per step (like ratio 0.111 against 0.089). Since the
+# decision model carries each user's personal taste, 20,000 steps are no longer enough on this 24-user slice:
+# DQN then fits the seen users (+0.18 over random) and not the unseen ones (seeds 0, 1, 2: +0.00, -0.03, -0.05).
 MARGIN = 0.05
 
 
@@ -50,8 +51,8 @@ def test_every_policy_is_scored_on_the_same_episodes(scenario: dict) -> None:
 @pytest.mark.slow
 def test_a_short_dqn_training_beats_random_on_unseen_users(scenario: dict, tmp_path: Path) -> None:
     folder = tmp_path / "dqn"
-    summary = train_policy(TrainRequest(algo="dqn", timesteps=20_000, envs=8, seed=1, env=ENV), scenario, folder)
-    assert summary["timesteps"] == 20_000 and (folder / "policy.zip").is_file()
+    summary = train_policy(TrainRequest(algo="dqn", timesteps=60_000, envs=8, seed=1, env=ENV), scenario, folder)
+    assert summary["timesteps"] == 60_000 and (folder / "policy.zip").is_file()
     curve = pd.read_csv(folder / "learning_curve.csv")
     assert len(curve) >= 5 and curve["mean_return"].iloc[-3:].mean() > curve["mean_return"].iloc[:3].mean()
     table = evaluate_policies(EvalRequest(policies=[folder], episodes=128, envs=64, env=ENV), None, tmp_path / "eval")

@@ -7,6 +7,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from tastesim.faults import crash_point
+
 __all__ = ["atomic_write", "atomic_write_text", "content_digest", "default_cache_dir"]
 
 
@@ -35,6 +37,7 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
         write(tmp)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        crash_point("atomic-write")  # the new file is complete beside the old one, not yet in its place
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 from tastesim.eval.fidelity import ABLATION_METRICS, BASELINES, COMPONENTS, RATIOS
+from tastesim.paths import atomic_write_text
 from tastesim.scoring.features import FEATURE_GROUPS
 
 __all__ = ["PUBLISHED", "write_report"]
@@ -63,7 +64,7 @@ def write_report(metrics: dict[str, float], facts: dict, out: Path, command: str
     out.mkdir(parents=True, exist_ok=True)
     payload = {**metrics, "published": PUBLISHED, "facts": facts, "command": command}
     json_path = out / "fidelity.json"
-    json_path.write_text(json.dumps(payload, indent=2, allow_nan=True) + "\n", encoding="utf-8")
+    atomic_write_text(json_path, json.dumps(payload, indent=2, allow_nan=True) + "\n")
     like = [("AUC", "auc"), ("balanced acc", "balanced_accuracy"), ("F1 like", "f1_like"), ("F1 dislike", "f1_dislike")]
     lines = [
         f"# Fidelity on {facts['dataset']}",
@@ -95,5 +96,5 @@ def write_report(metrics: dict[str, float], facts: dict, out: Path, command: str
         "",
     ]
     md_path = out / "fidelity.md"
-    md_path.write_text("\n".join(lines), encoding="utf-8")
+    atomic_write_text(md_path, "\n".join(lines))
     return json_path, md_path

@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+from tastesim.faults import crash_point
 from tastesim.llm.backend import LLMBackend, LLMReply
 
 __all__ = ["ReplyCache", "cached_complete", "reply_key"]
@@ -96,6 +97,7 @@ class ReplyCache:
                 ),
             )
             db.commit()
+        crash_point("llm-reply")  # this reply committed, the ones still in flight not
         stored = self.get(key)
         assert stored is not None
         return stored

@@ -12,11 +12,12 @@ than the checkpoint.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from tastesim.paths import atomic_write
 
 __all__ = ["StrengthLog", "Strengths", "memory_key"]
 
@@ -66,10 +67,8 @@ class StrengthLog:
     def write(self, step: int, cols: dict[str, np.ndarray]) -> None:
         """Append the strengths of ``cols`` (columns agent, reason, polarity, strength, last) as of ``step``."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        final = self.folder / f"{self.tag}step-{step:06d}.npz"
-        tmp = final.with_name(f".{final.stem}.tmp.npz")
-        np.savez(tmp, **{name: np.asarray(cols[name]) for name in _COLUMNS})
-        os.replace(tmp, final)
+        columns = {name: np.asarray(cols[name]) for name in _COLUMNS}
+        atomic_write(self.folder / f"{self.tag}step-{step:06d}.npz", lambda tmp: np.savez(tmp, **columns))
 
     def drop_after(self, step: int) -> None:
         """Delete this tag's parts newer than ``step`` (resuming from a checkpoint at ``step``)."""

@@ -28,6 +28,7 @@ import numpy as np
 from tastesim.memory.seed import seed_record_id
 from tastesim.memory.store import MemoryRecord, MemoryStore, ShardedStore, StoreSpec, record_id
 from tastesim.memory.strengths import StrengthLog, Strengths, memory_key
+from tastesim.paths import atomic_write
 
 __all__ = [
     "AGENTS_FILE",
@@ -64,8 +65,8 @@ class AgentUsers:
 
     def save(self, path: Path) -> None:
         """Write to ``path`` (``.npz``)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, user_rows=self.user_rows, user_ids=np.asarray(self.user_ids, dtype=str))
+        ids = np.asarray(self.user_ids, dtype=str)
+        atomic_write(path, lambda tmp: np.savez(tmp, user_rows=self.user_rows, user_ids=ids))
 
     @staticmethod
     def load(path: Path) -> AgentUsers:

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from tastesim.faults import crash_point
 from tastesim.memory.protocol import (
     Add,
     Change,
@@ -82,10 +83,12 @@ class _ShardWriter:
                 self.known = set(store.ids()) if self.known is None else self.known
                 for part in self._batches(cols):
                     self.factory.add(store, part, self.known)
+                    crash_point("store-add")  # in the middle of a flush: this batch stored, the next not
                 self.added += len(cols["agent"])
             case Update(cols=cols):
                 for part in self._batches(cols):
                     self.factory.update(store, part)
+                    crash_point("store-update")
                 self.updated += len(cols["agent"])
             case Reset():
                 store.drop()

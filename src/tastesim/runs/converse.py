@@ -41,7 +41,7 @@ from tastesim.crs.names import TitleIndex
 from tastesim.memory.store import MemoryStore
 from tastesim.memory.working import LIKE
 from tastesim.memory.writer import RecordFactory
-from tastesim.paths import default_cache_dir
+from tastesim.paths import atomic_write, atomic_write_text, default_cache_dir
 from tastesim.rng import RandomTree, Stream
 from tastesim.runs.outcome import Progress, RunError, RunResult, quiet
 from tastesim.scenario import ConversationConfig, CRSEntry, LlamaCppSettings, Scenario
@@ -386,7 +386,7 @@ def run_conversations(scenario: Scenario, out: Path, progress: Progress = quiet)
     progress("loading data", 0, 1)
     dataset = load_scenario_dataset(scenario)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "scenario.yaml").write_text(scenario.to_yaml(), encoding="utf-8")
+    atomic_write_text(out / "scenario.yaml", scenario.to_yaml())
     progress("analysing items", 0, 1)
     profiles = profiles_for(dataset, scenario)
     parts = build_parts(scenario, dataset, profiles)
@@ -408,12 +408,13 @@ def run_conversations(scenario: Scenario, out: Path, progress: Progress = quiet)
             reports[entry.name], table = run.hold(entry, keys[entry.name], label)
             tables.append(table)
     progress("writing outputs", 0, 1)
-    pd.concat(tables, ignore_index=True).to_parquet(out / "turns.parquet", index=False)
+    turns = pd.concat(tables, ignore_index=True)
+    atomic_write(out / "turns.parquet", lambda tmp: turns.to_parquet(tmp, index=False))
     if len(targets) == 1:
         report = next(iter(reports.values()))
     else:
         report = {"compared": list(reports), "table": comparison_rows(reports), "by_crs": reports}
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
     summary = {
         "scenario": scenario.name,
         "seed": scenario.seed,
@@ -422,7 +423,7 @@ def run_conversations(scenario: Scenario, out: Path, progress: Progress = quiet)
         "items": len(parts.catalog.item_ids),
         "conversation": report,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return RunResult(out, summary)
 
 

@@ -22,21 +22,23 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tastesim.agents.drift import item_vectors
 from tastesim.catalog.profile import write_profiles
 from tastesim.engine import ShardLost, build_shards
+from tastesim.faults import crash_point
 from tastesim.memory.protocol import MemoryWriterError, WriterStats
 from tastesim.memory.seed import ensure_seed_store, seed_key, seed_spec
 from tastesim.memory.store import StoreSpec
 from tastesim.memory.view import AGENTS_FILE, AgentUsers
 from tastesim.memory.working import WorkingMemory
-from tastesim.paths import default_cache_dir
+from tastesim.paths import atomic_write, atomic_write_text, default_cache_dir
 from tastesim.recommenders.http import RecommenderError
 from tastesim.report.html import write_report
 from tastesim.report.plots import write_plots
-from tastesim.runs.outcome import Progress, RunError, RunResult, quiet
+from tastesim.runs.outcome import Progress, RunError, RunResult, disk_full_stops, quiet
 from tastesim.scenario import Scenario, load_scenario
 from tastesim.world.build import Parts, build_parts, load_scenario_dataset, profiles_for, store_spec
 from tastesim.world.drift_metrics import Groups, drift_headline, segment_labels
@@ -47,6 +49,7 @@ from tastesim.world.shocks import ShockError, shocked_world
 
 __all__ = ["checkpoint_memory", "resumable_scenario", "run_simulation"]
 
+_DISK_FULL_BYTES = 16 * 2**20  # below this much free space, a failed store write is taken for a full disk
 _SHARD_CHECKPOINTS = "checkpoint"  # the shards' checkpoint files, beside the driver's checkpoint.npz
 
 
@@ -60,6 +63,12 @@ def run_simulation(scenario: Scenario | None, out: Path, resume: bool = False, p
         progress: Callback ``(phase, done, total)`` for progress display.
     """
     out = Path(out)
+    with disk_full_stops(out):
+        return _run(scenario, out, resume, progress)
+
+
+def _run(scenario: Scenario | None, out: Path, resume: bool, progress: Progress) -> RunResult:
+    """:func:`run_simulation`, with any error the user can act on as a :class:`RunError`."""
     started = time.perf_counter()
     scenario = _scenario_for(scenario, out, resume)
     if scenario.conversation is not None or scenario.arms:
@@ -117,7 +126,7 @@ def _start(
     """Open the shards' stores: a new run starts them empty; a resumed one restores its checkpoint first and
     brings the store back to it."""
     if checkpoint is None:
-        (out / "scenario.yaml").write_text(scenario.to_yaml(), encoding="utf-8")
+        atomic_write_text(out / "scenario.yaml", scenario.to_yaml())
         shutil.rmtree(out / "parts", ignore_errors=True)
         shutil.rmtree(out / _SHARD_CHECKPOINTS, ignore_errors=True)
         model.shards.open_store(spec, resume=None)
@@ -128,6 +137,7 @@ def _start(
         model.restore_driver(state)
         _restore_metrics(model, rows)
         model.shards.open_store(spec, resume=step)
+        crash_point("resume")  # the stores rolled back to the checkpoint; newer parts not yet deleted
         for part in (out / "parts").glob("step-*.parquet"):
             if int(part.stem.split("-")[1]) > step:
                 part.unlink()
@@ -166,12 +176,18 @@ def _simulate(model: TasteModel, scenario: Scenario, out: Path, progress: Progre
             resume_with = f"resume it with `tastesim run {out} --resume`"
             raise RunError(f"{err}; the run stopped after step {model.steps}: {resume_with}") from err
         step_seconds += time.perf_counter() - tick
+        crash_point("step")  # stepped: memories on their way to the writers, the step's part not yet written
         assert model.last_table is not None
-        pq.write_table(model.last_table, out / "parts" / f"step-{model.steps:06d}.parquet")
+        _write_part(out / "parts" / f"step-{model.steps:06d}.parquet", model.last_table)
         if model.steps % scenario.memory.checkpoint_every == 0 or model.steps == scenario.steps:
             _write_checkpoint(out, model)
         progress("simulating", model.steps, scenario.steps)
     return step_seconds
+
+
+def _write_part(path: Path, table: pa.Table) -> None:
+    """One step's interactions, written atomically (a kill leaves no half-written part)."""
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def _writer_failed(err: MemoryWriterError, out: Path) -> RunError:
@@ -179,12 +195,26 @@ def _writer_failed(err: MemoryWriterError, out: Path) -> RunError:
     where = ""
     if err.child_traceback:
         log = out / "memory-error.txt"
-        log.write_text(str(err) + "\n", encoding="utf-8")
-        where = f" (the writer's traceback is in {log})"
+        try:
+            atomic_write_text(log, str(err) + "\n")
+            where = f" (the writer's traceback is in {log})"
+        except OSError:  # a full disk, most likely: the message below says so
+            pass
+    cause = "fix the cause"
+    free = _free_bytes(out)
+    if free is not None and free < _DISK_FULL_BYTES:  # Chroma words a full disk as a failed compaction
+        cause = f"the disk holding {out} is full ({free / 2**20:.1f} MiB free): free some space"
     return RunError(
         f"{err.summary}{where}; the run stopped and resumes from its last checkpoint: "
-        f"fix the cause, then run `tastesim run {out} --resume`"
+        f"{cause}, then run `tastesim run {out} --resume`"
     )
+
+
+def _free_bytes(folder: Path) -> int | None:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
 
 
 def _prepare(scenario: Scenario, out: Path, resume: bool, progress: Progress) -> Parts:
@@ -212,7 +242,7 @@ def _prepare_store(scenario: Scenario, parts: Parts, out: Path, progress: Progre
     written = ensure_seed_store(seed, population.user_ids, parts.user_memory, factory)
     index = out / "memory-index"
     index.mkdir(parents=True, exist_ok=True)
-    (index / "seed.json").write_text(seed.to_json(), encoding="utf-8")
+    atomic_write_text(index / "seed.json", seed.to_json())
     AgentUsers(population.user_rows, population.user_ids).save(index / AGENTS_FILE)
     return store_spec(scenario, out), written
 
@@ -258,12 +288,12 @@ def _write_checkpoint(out: Path, model: TasteModel) -> None:
     """Flush the stores, have every shard write its state, then commit the driver's state naming the step."""
     step = model.steps
     model.shards.sync(step)
+    crash_point("checkpoint-synced")  # the stores hold everything up to this step; no state written yet
     model.shards.save(out / _SHARD_CHECKPOINTS, step)
+    crash_point("checkpoint-shards")  # every shard's state written; the driver's still names the last step
     rows = model.datacollector.get_model_vars_dataframe().to_dict(orient="list")
-    path = out / "checkpoint.npz"
-    tmp = path.with_name("checkpoint.tmp.npz")
-    np.savez(tmp, metrics_json=np.array(json.dumps(rows)), **model.driver_state())
-    tmp.replace(path)
+    state = model.driver_state()
+    atomic_write(out / "checkpoint.npz", lambda tmp: np.savez(tmp, metrics_json=np.array(json.dumps(rows)), **state))
     model.shards.prune(out / _SHARD_CHECKPOINTS, step)
 
 
@@ -314,7 +344,8 @@ def _finish(
     finishing = time.perf_counter()
     metrics = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
     metrics.insert(0, "step", np.arange(1, len(metrics) + 1))
-    metrics.to_parquet(out / "metrics.parquet", index=False)
+    atomic_write(out / "metrics.parquet", lambda tmp: metrics.to_parquet(tmp, index=False))
+    crash_point("outputs")  # some outputs written, others not
     _concatenate(sorted((out / "parts").glob("step-*.parquet")), out / "interactions.parquet")
     write_plots(metrics, out / "plots")
     decisions = int(metrics["shown"].sum())
@@ -343,7 +374,7 @@ def _finish(
         "timing": {},
     }
     write_report_started = time.perf_counter()
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     write_report(out)  # reads summary.json; the timing below (the report's included) is written after it
     now = time.perf_counter()
     summary["timing"] = {
@@ -358,30 +389,34 @@ def _finish(
         "strength_updates_this_session": stats.records_updated,
         "store_write_seconds": round(stats.seconds_writing, 2),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 
 def _concatenate(parts: list[Path], target: Path) -> None:
-    """One Parquet file from the per-step parts, streamed (one step in memory at a time)."""
-    writer = None
-    try:
-        for part in parts:
-            table = pq.read_table(part)
-            if writer is None:
-                writer = pq.ParquetWriter(target, table.schema)
-            writer.write_table(table)
-    finally:
-        if writer is not None:
-            writer.close()
+    """One Parquet file from the per-step parts, streamed (one step in memory at a time), written atomically."""
+
+    def write(tmp: Path) -> None:
+        writer = None
+        try:
+            for part in parts:
+                table = pq.read_table(part)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table)
+        finally:
+            if writer is not None:
+                writer.close()
+
+    atomic_write(target, write)
 
 
 def _write_drift(out: Path, model: TasteModel) -> dict[str, float]:
     """``drift.parquet`` (every step and segment), ``segments.csv`` (last step), ``categories.parquet``."""
     drift = model.drift_tracker.frame()
-    drift.to_parquet(out / "drift.parquet", index=False)
-    drift[(drift["attribute"] != "all") & (drift["step"] == drift["step"].max())].to_csv(
-        out / "segments.csv", index=False
-    )
-    model.drift_tracker.stream_frame().to_parquet(out / "categories.parquet", index=False)
+    atomic_write(out / "drift.parquet", lambda tmp: drift.to_parquet(tmp, index=False))
+    last = drift[(drift["attribute"] != "all") & (drift["step"] == drift["step"].max())]
+    atomic_write(out / "segments.csv", lambda tmp: last.to_csv(tmp, index=False))
+    categories = model.drift_tracker.stream_frame()
+    atomic_write(out / "categories.parquet", lambda tmp: categories.to_parquet(tmp, index=False))
     return drift_headline(drift)

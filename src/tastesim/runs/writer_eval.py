@@ -27,6 +27,7 @@ import numpy as np
 from tastesim.conversation.metrics import writer_report
 from tastesim.conversation.session import Plan
 from tastesim.conversation.writers import FEEDBACK_KINDS, STYLES, FeedbackInput, QueryInput, Writer
+from tastesim.paths import atomic_write_text
 from tastesim.rng import RandomTree, Stream
 from tastesim.runs.converse import make_check, make_llm_writer, plan_sessions
 from tastesim.runs.outcome import Progress, RunError, quiet
@@ -195,8 +196,8 @@ def run_writer_eval(request: WriterEvalRequest, progress: Progress = quiet) -> d
             "examples": _examples(rows),
         }
     summary = {"sessions": request.sessions, "prompts": request.prompts, "writers": results}
-    (out / "writer_eval.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    (out / "writer_eval.md").write_text(markdown(summary), encoding="utf-8")
+    atomic_write_text(out / "writer_eval.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(out / "writer_eval.md", markdown(summary))
     return summary
 
 

@@ -30,6 +30,7 @@ from tastesim.memory.store import StoreSpec
 from tastesim.memory.strengths import StrengthLog
 from tastesim.memory.view import STRENGTHS_FOLDER
 from tastesim.memory.working import WorkingMemory
+from tastesim.paths import atomic_write
 from tastesim.rng import RandomTree, Stream
 from tastesim.scenario import DriftConfig
 from tastesim.scoring.decider import Decider
@@ -383,10 +384,8 @@ class PopulationShard:
     def save(self, folder: Path, step: int) -> None:
         """Write :meth:`state` to this shard's checkpoint file for ``step`` (atomically)."""
         folder.mkdir(parents=True, exist_ok=True)
-        final = self.file(folder, step)
-        tmp = final.with_name(f".{final.stem}.tmp.npz")
-        np.savez(tmp, **self.state())
-        tmp.replace(final)
+        state = self.state()
+        atomic_write(self.file(folder, step), lambda tmp: np.savez(tmp, **state))
 
     def load(self, folder: Path, step: int) -> None:
         """Restore from this shard's checkpoint file for ``step``."""
