@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from contracts.test_crs_client_contract import fault_url, faulty  # noqa: F401 (faulty is a fixture)
+from contracts.test_crs_client_contract import INJECTION, fault_url, faulty  # noqa: F401 (faulty is a fixture)
 from helpers import CLI, free_port, serve_in_thread, started_process
 from tastesim.conversation.session import Stage, hold_session
 from tastesim.crs.baseline import BaselineCRS
@@ -221,6 +221,22 @@ def test_faults_are_counted_and_the_report_is_complete(
         assert report["latency_ms"]["p50"] is None and report["latency_all_requests_ms"]["p50"] is not None
     if kind == "timeout":
         assert (turns["latency_s"] < 1.4).all()  # the client gave up at its timeout, not the server's delay
+
+
+@pytest.mark.slow
+def test_a_prompt_injection_in_crs_replies_stays_data(
+    tmp_path: Path,
+    slice_dir: Path,
+    faulty: str,  # noqa: F811 (the fixture imported above)
+) -> None:
+    """A CRS whose replies order the simulated user around: its text is recorded as the CRS's, and no user
+    message ever carries it (users write from their memories and the shown items' reasons, never from it)."""
+    report, _ = _stress(tmp_path, slice_dir, fault_url(faulty, "inject"), transcripts=12)
+    assert report["error_rate"] == 0.0
+    transcripts = [json.loads(line) for line in (tmp_path / "out" / "transcripts.jsonl").read_text().splitlines()]
+    turns = [turn for t in transcripts for turn in t["conversation"]]
+    assert any(turn["crs"]["text"] == INJECTION for turn in turns)  # it arrived, and is kept as the CRS's text
+    assert not any("PWNED" in turn["user"] for turn in turns)
 
 
 @pytest.mark.slow
