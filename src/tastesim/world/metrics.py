@@ -8,6 +8,7 @@ import mesa
 import numpy as np
 
 from tastesim.catalog import Decisions
+from tastesim.world.drift_metrics import entropy_bits
 
 __all__ = ["METRICS", "StepMetrics", "make_collector"]
 
@@ -30,11 +31,8 @@ METRICS = (
 
 
 def _entropy_bits(labels: np.ndarray) -> float:
-    if labels.size == 0:
-        return 0.0
-    counts = np.bincount(labels)
-    p = counts[counts > 0] / labels.size
-    return float(-(p * np.log2(p)).sum())
+    """Entropy in bits of the labels' frequencies (0 for none)."""
+    return float(entropy_bits(np.bincount(labels))) if labels.size else 0.0
 
 
 @dataclass
