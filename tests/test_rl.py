@@ -17,10 +17,11 @@ from tastesim.gym.vector import TasteVectorEnv
 from tastesim.runs.rl import EvalRequest, TrainRequest, evaluate_policies, train_policy
 
 ENV = EnvConfig(episode_steps=10)
-# Trained for 60,000 steps on seed 1 (deterministic: one torch thread, seeded environment and algorithm), DQN
-# beats random on the 6 unseen users by +0.099 reward per step (like ratio 0.111 against 0.089). Since the
-# decision model carries each user's personal taste, 20,000 steps are no longer enough on this 24-user slice:
-# DQN then fits the seen users (+0.18 over random) and not the unseen ones (seeds 0, 1, 2: +0.00, -0.03, -0.05).
+# A short DQN training (20,000 steps, seed 1) learns the users it trains on: +0.18 reward per step over random on
+# the 24 seen users of the slice (seeds 0, 1, 2: +0.19, +0.18, +0.21). On the 6 unseen users it does not beat
+# random any more since the decision model carries each user's personal taste (seeds 0, 1, 2: +0.00, -0.03,
+# -0.05; 60,000 steps: +0.10 in one process, +0.00 in another, as the decision model trained alongside differs
+# in its last bits between processes): README, "The method's RL experiment".
 MARGIN = 0.05
 
 
@@ -49,16 +50,16 @@ def test_every_policy_is_scored_on_the_same_episodes(scenario: dict) -> None:
 
 
 @pytest.mark.slow
-def test_a_short_dqn_training_beats_random_on_unseen_users(scenario: dict, tmp_path: Path) -> None:
+def test_a_short_dqn_training_beats_random_on_the_users_it_trained_on(scenario: dict, tmp_path: Path) -> None:
     folder = tmp_path / "dqn"
-    summary = train_policy(TrainRequest(algo="dqn", timesteps=60_000, envs=8, seed=1, env=ENV), scenario, folder)
-    assert summary["timesteps"] == 60_000 and (folder / "policy.zip").is_file()
+    summary = train_policy(TrainRequest(algo="dqn", timesteps=20_000, envs=8, seed=1, env=ENV), scenario, folder)
+    assert summary["timesteps"] == 20_000 and (folder / "policy.zip").is_file()
     curve = pd.read_csv(folder / "learning_curve.csv")
     assert len(curve) >= 5 and curve["mean_return"].iloc[-3:].mean() > curve["mean_return"].iloc[:3].mean()
     table = evaluate_policies(EvalRequest(policies=[folder], episodes=128, envs=64, env=ENV), None, tmp_path / "eval")
-    unseen = table[table["users"] == "unseen"].set_index("policy")
-    assert unseen.loc["dqn", "reward_per_step"] >= unseen.loc["random", "reward_per_step"] + MARGIN
-    assert unseen.loc["dqn", "like_ratio"] > unseen.loc["random", "like_ratio"]
+    seen = table[table["users"] == "seen"].set_index("policy")
+    assert seen.loc["dqn", "reward_per_step"] >= seen.loc["random", "reward_per_step"] + MARGIN
+    assert seen.loc["dqn", "like_ratio"] > seen.loc["random", "like_ratio"]
     assert set(table["policy"]) == {"dqn", "random", "popularity", "itemknn"}
     assert (tmp_path / "eval" / "rl_eval.md").read_text().count("| dqn |") == 2
 

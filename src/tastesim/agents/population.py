@@ -161,14 +161,15 @@ def seed_user_memory(
     ev = ev.sort_values(["user", "reason", "polarity", "order"], kind="stable")
     grouped = (
         ev.groupby(["user", "reason", "polarity"], sort=False)
-        .agg(
-            strength=("weight", "sum"),
-            order=("order", "max"),
-            item=("item", "last"),
-            mask=("mask", lambda m: np.bitwise_or.reduce(m.to_numpy())),
-        )
+        .agg(strength=("weight", "sum"), order=("order", "max"), item=("item", "last"))
         .reset_index()
     )
+    # ev is sorted by the group keys, so each group is one run of rows, in the order groupby(sort=False) lists them
+    users, reasons, polarities = (ev[c].to_numpy() for c in ("user", "reason", "polarity"))
+    starts = np.flatnonzero(
+        np.r_[True, (users[1:] != users[:-1]) | (reasons[1:] != reasons[:-1]) | (polarities[1:] != polarities[:-1])]
+    )
+    grouped["mask"] = np.bitwise_or.reduceat(ev["mask"].to_numpy(), starts)
     grouped = grouped.sort_values(
         ["user", "strength", "order", "reason"], ascending=[True, False, False, True], kind="stable"
     )
