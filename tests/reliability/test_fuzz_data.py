@@ -153,29 +153,16 @@ def test_a_damaged_data_folder_loads_or_names_its_file(
 
 
 def test_a_memory_limited_process_loads_a_10_mb_line_without_blowing_up(tmp_path: Path) -> None:
-    """The 10 MB single line, under a 1.5 GB address-space limit in a child process: one message, exit 2."""
+    """The 10 MB single line, under a 3 GiB address-space limit in a child process: one message, exit 2."""
     folder = tmp_path / "data"
     shutil.copytree(SOURCES["atomic"], folder)
     inter = folder / "ml-100k-slice.inter"
     inter.write_bytes(_lines(inter)[0] + b"1\t" + b"9" * TEN_MB + b"\t5\t1\n" + b"".join(_lines(inter)[1:]))
-    scenario = tmp_path / "s.yaml"
-    scenario.write_text(f"dataset: {{path: {folder}}}\nsteps: 1\n", encoding="utf-8")
 
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
 
-    done = subprocess.run(
-        [*CLI, "run", str(scenario), "--out", str(tmp_path / "out")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        preexec_fn=limit,
-        check=False,
-    )
-    assert done.returncode == 2, done.stderr[-2000:]
-    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and "ml-100k-slice.inter" in errors[0], done.stderr[-2000:]
-    assert "Traceback" not in done.stderr
+    _assert_one_error_naming(folder, tmp_path, "ml-100k-slice.inter", preexec_fn=limit)
 
 
 @pytest.mark.parametrize("kind", ["non-UTF-8 bytes", "drop column", "unknown ids", "bad number", "empty file"])
@@ -185,6 +172,11 @@ def test_the_cli_gives_one_line_and_exit_2_for_a_damaged_generic_folder(
     folder = tmp_path / "data"
     shutil.copytree(sources["generic"], folder)
     _mutate(folder / "interactions.csv", kind, 0.5, lambda options: options[0])
+    _assert_one_error_naming(folder, tmp_path, "interactions.csv")
+
+
+def _assert_one_error_naming(folder: Path, tmp_path: Path, file: str, **popen: object) -> None:
+    """`tastesim run` on a scenario reading ``folder``: exit code 2 and one error line naming ``file``."""
     scenario = tmp_path / "s.yaml"
     scenario.write_text(f"dataset: {{path: {folder}}}\nsteps: 1\n", encoding="utf-8")
     done = subprocess.run(
@@ -193,8 +185,9 @@ def test_the_cli_gives_one_line_and_exit_2_for_a_damaged_generic_folder(
         text=True,
         timeout=120,
         check=False,
+        **popen,  # type: ignore[arg-type]
     )
     assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and "interactions.csv" in errors[0], done.stderr[-2000:]
+    assert len(errors) == 1 and file in errors[0], done.stderr[-2000:]
     assert "Traceback" not in done.stderr
