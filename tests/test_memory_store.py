@@ -212,6 +212,40 @@ def test_writers_exit_when_the_run_is_killed(tmp_path: Path) -> None:
     assert open_store(tmp_path / "memory" / "shard-0", "orphans-shard-0").count() < 40_000
 
 
+# A user's script with no ``if __name__ == "__main__":`` guard: each spawned writer imports it again and dies
+# starting writers of its own. The reason vectors are megabytes, as for a real catalog.
+_UNGUARDED = """
+import sys
+from dataclasses import replace
+from pathlib import Path
+import numpy as np
+sys.path.insert(0, {tests!r})
+from memory_samples import factory
+from tastesim.memory.protocol import MemoryWriterError
+from tastesim.memory.store import StoreSpec
+from tastesim.memory.writer import MemoryWriter
+
+texts = [f"reason {{k}}" for k in range(4_000)]
+made = replace(factory(), reason_texts=texts, reason_vectors=np.ones((4_000, 384), dtype=np.float32))
+try:
+    with MemoryWriter(StoreSpec(Path({memory!r}), "unguarded", shards=2), made) as writer:
+        writer.ready()
+except MemoryWriterError as err:
+    print(err, flush=True)
+    sys.exit(3)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_script_without_a_main_guard_gets_a_message_instead_of_a_hang(tmp_path: Path) -> None:
+    script = tmp_path / "unguarded.py"
+    script.write_text(_UNGUARDED.format(tests=str(Path(__file__).parent), memory=str(tmp_path / "memory")))
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=100, check=False)
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert "ended unexpectedly" in result.stdout and 'if __name__ == "__main__":' in result.stdout
+
+
 def test_add_inserts_new_ids_and_overwrites_known_ones(store: MemoryStore) -> None:
     made = factory()
     known: set[str] = set()

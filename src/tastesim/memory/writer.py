@@ -44,6 +44,10 @@ __all__ = ["MemoryWriter"]
 
 _STOP_GRACE_S = 60.0  # a clean stop: the process answers Stop once its queue is applied
 _ABORT_GRACE_S = 10.0  # an abort: the process skips what is queued, so only the batch in hand delays it
+_BEFORE_OPENING = (
+    " before opening its store; if the run was started from a Python script, put the script's code under"
+    ' `if __name__ == "__main__":` (writer processes start by importing the script again)'
+)
 
 
 def _ending(code: int | None) -> str:
@@ -68,17 +72,17 @@ class MemoryWriter:
         self._inboxes = [ctx.Queue() for _ in self._parts]
         pipes = [ctx.Pipe(duplex=False) for _ in self._parts]
         self._replies = [reader for reader, _ in pipes]
+        # The spawn start method writes a process's arguments down a pipe the parent keeps open for the child:
+        # past the pipe's 64 KiB a child that dies before reading them (a script without a ``__main__``
+        # guard) leaves ``start`` blocked forever. So the arguments stay small, and the factory (reason
+        # vectors: megabytes) goes down the queue, whose feeder thread a dead reader cannot hold up.
         self._processes = [
-            ctx.Process(
-                target=serve,
-                args=(part, factory, inbox, sender, self._abort),
-                name=f"memory-writer-{k}",
-                daemon=True,
-            )
+            ctx.Process(target=serve, args=(part, inbox, sender, self._abort), name=f"memory-writer-{k}", daemon=True)
             for k, (part, inbox, (_, sender)) in enumerate(zip(self._parts, self._inboxes, pipes, strict=True))
         ]
-        for process in self._processes:
+        for process, inbox in zip(self._processes, self._inboxes, strict=True):
             process.start()
+            inbox.put(factory)
         for _, sender in pipes:
             sender.close()  # only the process holds its sending end now
         self._opened = [False] * len(self._parts)
@@ -206,7 +210,10 @@ class MemoryWriter:
             except EOFError:
                 pass
         process.join()
-        return Reply(WriterStats(), Failure(f"the process ended unexpectedly ({_ending(process.exitcode)})"))
+        what = f"the process ended unexpectedly ({_ending(process.exitcode)})"
+        if not self._opened[k]:
+            what += _BEFORE_OPENING
+        return Reply(WriterStats(), Failure(what))
 
     def _check(self, replies: list[tuple[int, Reply]]) -> None:
         for k, reply in replies:

@@ -133,13 +133,13 @@ def _exit_with(parent: Any) -> None:
     os._exit(1)
 
 
-def serve(spec: StoreSpec, factory: RecordFactory, inbox: Any, replies: Connection, abort: Any) -> None:
+def serve(spec: StoreSpec, inbox: Any, replies: Connection, abort: Any) -> None:
     """Open the store of ``spec`` and say so on ``replies``, then apply the commands from ``inbox`` until Stop.
 
     Args:
         spec: One shard's store.
-        factory: Turns the commands' columns into records.
-        inbox: The run's commands (a multiprocessing queue).
+        inbox: The :class:`RecordFactory` that turns the commands' columns into records, then the run's
+            commands (a multiprocessing queue).
         replies: Where the replies go.
         abort: An event the run sets to have queued changes dropped.
     """
@@ -149,6 +149,7 @@ def serve(spec: StoreSpec, factory: RecordFactory, inbox: Any, replies: Connecti
     with contextlib.suppress(OSError):
         os.nice(_NICE)
     threading.Thread(target=_exit_with, args=(mp.parent_process(),), daemon=True).start()
+    factory: RecordFactory = inbox.get()
     writer = _ShardWriter(spec, factory, abort)
     replies.send(writer.open())
     while True:
