@@ -26,6 +26,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if not any(item.get_closest_marker(name) for name in _NETWORKED):
             item.add_marker(pytest.mark.disable_socket)
+
+
 SLICE_NAME = "ml-100k-slice"
 
 
@@ -60,9 +62,23 @@ def ml100k():
 
 
 @pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One profile/embedding/model cache for every ML-100K run of the session (analysed and trained once)."""
-    return tmp_path_factory.mktemp("cache")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """One profile/embedding/model cache for every ML-100K run of the session, shared by the pytest-xdist
+    workers: the first worker to ask analyses ML-100K and trains the decision model (a one-step run of the
+    small scenario) while the others wait, instead of each doing it at the same time on the same cores."""
+    from filelock import FileLock
+
+    from helpers import run_small
+
+    if worker_id == "master":
+        return tmp_path_factory.mktemp("cache")
+    root = tmp_path_factory.getbasetemp().parent  # the folder every worker's base folder is in
+    folder, warm = root / "shared-cache", root / "shared-cache.warm"
+    with FileLock(str(root / "shared-cache.lock")):
+        if not warm.exists():
+            run_small(root / "warming-the-cache", folder, steps=1)
+            warm.touch()
+    return folder
 
 
 @pytest.fixture(scope="session")

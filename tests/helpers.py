@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+import yaml
 
 from tastesim.rng import KeyedDraws, RowDraws
 
@@ -28,9 +29,11 @@ __all__ = [
     "draws",
     "free_port",
     "refused_url",
+    "run_small",
     "serve_in_thread",
     "started_process",
     "wait_until_healthy",
+    "write_scenario",
 ]
 
 CLI = (sys.executable, "-m", "tastesim.cli")  # the ``tastesim`` command of this interpreter
@@ -143,3 +146,31 @@ def chroma_server_process(
     args = [found, "run", "--path", str(folder / "data"), "--port", str(port), "--host", "127.0.0.1"]
     with started_process(args, f"{url}/api/v2/heartbeat", log=folder / "chroma.log", timeout_s=timeout_s) as proc:
         yield url, proc
+
+
+def write_scenario(folder: Path, cache_dir: Path, **fields: object) -> Path:
+    """A small ML-100K scenario file with ``fields`` merged over the defaults."""
+    data: dict = {
+        "name": "small",
+        "seed": 7,
+        "steps": 6,
+        "population": {"users": 120},
+        "memory": {"checkpoint_every": 2},
+        "recommender": {"name": "itemknn"},
+        "cache_dir": str(cache_dir),
+    }
+    for key, value in fields.items():
+        data[key] = {**data[key], **value} if isinstance(value, dict) and key in data else value
+    path = folder / "scenario.yaml"
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def run_small(tmp_path: Path, cache_dir: Path, name: str = "run", **fields: object) -> Path:
+    """Run the small scenario of :func:`write_scenario` (``fields`` merged over it) into ``tmp_path/name``."""
+    from tastesim.runs.simulate import run_simulation
+    from tastesim.scenario import load_scenario
+
+    scenario = load_scenario(write_scenario(tmp_path / f"{name}-cfg", cache_dir, **fields))
+    return run_simulation(scenario, tmp_path / name).folder

@@ -44,9 +44,7 @@ def test_the_similarity_threshold_is_the_one_tuned_on_the_labelled_pairs(check: 
 
 def test_words_never_carry_a_reason_the_labels_say_is_absent() -> None:
     wrong = [
-        p
-        for p in _jsonl("coverage.jsonl")
-        if not p["carried"] and _carried_by_words(p["reason"], _words(p["message"]))
+        p for p in _jsonl("coverage.jsonl") if not p["carried"] and _carried_by_words(p["reason"], _words(p["message"]))
     ]
     assert wrong == []  # "a light-hearted comedy" does not carry "dark comedy"
 

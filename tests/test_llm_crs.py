@@ -37,9 +37,7 @@ def _ask(url: str, mode: str, text: str, **client: object):
 
 
 @pytest.mark.slow
-def test_the_llm_crs_answers_through_the_openai_path_with_its_names_mapped(
-    tmp_path: Path, catalog: TitleIndex
-) -> None:
+def test_the_llm_crs_answers_through_the_openai_path_with_its_names_mapped(tmp_path: Path, catalog: TitleIndex) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with started_process([*CLI, "serve-crs", "--llm", "--port", str(port)], url + "/health", log=tmp_path / "crs.log",
@@ -115,8 +113,10 @@ def test_a_side_by_side_run_reports_each_crs(tmp_path: Path, slice_dir: Path) ->
     sessions = [json.loads(line) for line in (result.folder / "transcripts.jsonl").read_text().splitlines()]
     assert {s["crs"] for s in sessions} == {"retrieval", "floor"} and len(sessions) == 8
     # The same sessions for both: the same targets, in the same styles.
-    by = {c: {(s["session_id"], s["targets"][0]["title"]) for s in sessions if s["crs"] == c} for c in ("retrieval",
-                                                                                                         "floor")}
+    by = {
+        c: {(s["session_id"], s["targets"][0]["title"]) for s in sessions if s["crs"] == c}
+        for c in ("retrieval", "floor")
+    }
     assert by["retrieval"] == by["floor"]
     from tastesim.runs.outcome import RunError
     from tastesim.scenario import CRSEntry

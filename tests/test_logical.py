@@ -279,9 +279,7 @@ def test_click_probability_is_the_sigmoid() -> None:
     appeal = np.full((1, n), 0.7, dtype=np.float32)
     zeros = np.zeros((1, n), dtype=np.float32)
     feats = PairFeatures(zeros, zeros, zeros, zeros, appeal, zeros.astype(bool))
-    got = LogicalRule(click_threshold=0.6, click_temperature=0.08).decide(
-        feats, np.ones((1, n), bool), _draws(9, 1)
-    )
+    got = LogicalRule(click_threshold=0.6, click_temperature=0.08).decide(feats, np.ones((1, n), bool), _draws(9, 1))
     # sigmoid((0.7 - 0.6) / 0.08) = 1 / (1 + exp(-1.25)) = 0.7773
     assert got.click.mean() == pytest.approx(0.7773, abs=0.015)
 

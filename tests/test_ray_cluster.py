@@ -9,11 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from helpers import run_small
 from tastesim.engine import build_shards
 from tastesim.scenario import load_scenario
 from tastesim.world.build import build_parts, load_scenario_dataset, profiles_for
 from tastesim.world.drift_metrics import Groups, segment_labels
-from test_run import run_small
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed")
 cluster_utils = pytest.importorskip("ray.cluster_utils")

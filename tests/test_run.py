@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import chroma_server
+from helpers import chroma_server, run_small, write_scenario
 from tastesim.memory.store import ShardedStore, record_id
 from tastesim.memory.view import MemoryView, parse_record_id
 from tastesim.runs.outcome import RunError
@@ -27,30 +27,6 @@ from tastesim.scenario import load_scenario
 from tastesim.world.build import store_spec
 from tastesim.world.metrics import METRICS
 from tastesim.world.model import TasteModel
-
-
-def write_scenario(folder: Path, cache_dir: Path, **fields: object) -> Path:
-    """A small ML-100K scenario file with ``fields`` merged over the defaults."""
-    data: dict = {
-        "name": "small",
-        "seed": 7,
-        "steps": 6,
-        "population": {"users": 120},
-        "memory": {"checkpoint_every": 2},
-        "recommender": {"name": "itemknn"},
-        "cache_dir": str(cache_dir),
-    }
-    for key, value in fields.items():
-        data[key] = {**data[key], **value} if isinstance(value, dict) and key in data else value
-    path = folder / "scenario.yaml"
-    folder.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(data), encoding="utf-8")
-    return path
-
-
-def run_small(tmp_path: Path, cache_dir: Path, name: str = "run", **fields: object) -> Path:
-    scenario = load_scenario(write_scenario(tmp_path / f"{name}-cfg", cache_dir, **fields))
-    return run_simulation(scenario, tmp_path / name).folder
 
 
 @pytest.mark.slow

@@ -230,7 +230,7 @@ def test_the_summary_table_shows_conversation_figures(parts) -> None:
     ("text", "names"),
     [
         ("Toy Story (1995); The Lion King (1994); Babe", ["Toy Story (1995)", "The Lion King (1994)", "Babe"]),
-        ("1. Fargo (1996) - a dark crime comedy\n2. \"Seven\"\n* Heat", ["Fargo (1996)", "Seven", "Heat"]),
+        ('1. Fargo (1996) - a dark crime comedy\n2. "Seven"\n* Heat', ["Fargo (1996)", "Seven", "Heat"]),
         ("Movies: Star Wars, Aliens, Die Hard", ["Star Wars", "Aliens", "Die Hard"]),
     ],
 )

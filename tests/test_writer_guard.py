@@ -97,8 +97,11 @@ def test_a_started_reply_is_part_of_the_message(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "truncated", "expected"),
     [
-        ("action, war story, cinematography; suspense; cinematography; suspense; cinematography; susp", True,
-         ("action, war story, cinematography; suspense", False)),
+        (
+            "action, war story, cinematography; suspense; cinematography; suspense; cinematography; susp",
+            True,
+            ("action, war story, cinematography; suspense", False),
+        ),
         ("need a comedy w comedy w comedy w comedy w comedy w co", True, ("need a comedy w", False)),
         ("a thriller with gripping suspense", False, ("a thriller with gripping suspense", False)),
         ("a thriller with gripping suspense and a long", True, ("a thriller with gripping suspense and a long", True)),

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from test_crash_anywhere import FIELDS, _assert_same_as, _finish, _run, reference  # noqa: F401 (a fixture)
 
-from test_run import write_scenario
+from helpers import write_scenario
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
