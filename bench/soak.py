@@ -5,22 +5,31 @@ the resident memory of the run process and of its memory-writer processes, its o
 its threads (from /proc). Prints the first, last and peak figures and the growth over the second half of
 the run (a leak grows there; warm-up does not), and writes every sample to ``--csv``.
 
-Usage: python bench/soak.py [--agents 1000] [--steps 500] [--csv soak.csv]
+Every ``--account-every`` steps it also accounts for the run process's memory: the C heap in use and the heap
+freed but kept by the allocator (glibc ``mallinfo2``), and the bytes of the arrays each part of the model holds
+(the population shards, the metrics, the drift rows, the feedback log, ...), so that growth can be attributed.
+
+Usage: python bench/soak.py [--agents 1000] [--steps 500] [--csv soak.csv] [--account-every 50]
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import multiprocessing
 import os
 import tempfile
 import time
+import types
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from tastesim.runs.simulate import run_simulation
 from tastesim.scenario import load_scenario
@@ -53,12 +62,78 @@ def sample(step: int, started: float) -> dict:
     }
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost"
+    )]  # fmt: skip
+
+
+def _heap_mb() -> dict[str, float]:
+    """glibc's heap: bytes in use (small blocks and mmapped ones) and freed bytes it keeps."""
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = _MallInfo2
+    info = libc.mallinfo2()
+    return {"heap_in_use_mb": (info.uordblks + info.hblkhd) / 2**20, "heap_free_mb": info.fordblks / 2**20}
+
+
+# leaves, and what leads out of the model into the interpreter (modules, functions and their globals)
+_SKIPPED = (
+    str,
+    bytes,
+    int,
+    float,
+    type,
+    types.ModuleType,
+    types.FunctionType,
+    types.MethodType,
+    types.BuiltinFunctionType,
+)
+
+
+def _held_bytes(root: object) -> int:
+    """Bytes of the numpy arrays, Arrow buffers and pandas frames reachable from ``root`` (each counted once)."""
+    seen: set[int] = set()
+    total, stack = 0, [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, _SKIPPED):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, np.ndarray):
+            if obj.base is None:
+                total += obj.nbytes
+            else:
+                stack.append(obj.base)
+            continue
+        if isinstance(obj, pd.DataFrame):
+            total += int(obj.memory_usage(deep=True).sum())
+            continue
+        if isinstance(obj, pa.Table | pa.Array | pa.ChunkedArray):
+            total += obj.nbytes
+            continue
+        stack.extend(gc.get_referents(obj))
+    return total
+
+
+def account(model: object) -> dict[str, float]:
+    """The heap, and the array bytes held by each attribute of the model, in MB."""
+    parts = {f"held_{name}_mb": _held_bytes(value) / 2**20 for name, value in vars(model).items()}
+    return {**_heap_mb(), "arrow_pool_mb": pa.total_allocated_bytes() / 2**20, **parts}
+
+
+def _the_model() -> object:
+    from tastesim.world.model import TasteModel
+
+    return next(o for o in gc.get_objects() if isinstance(o, TasteModel))
+
+
 def main() -> None:
     """Run, sample, summarise."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--csv", type=Path, default=Path("soak.csv"))
+    parser.add_argument("--account-every", type=int, default=50, help="steps between memory accounts (0: none)")
     args = parser.parse_args()
     quickstart = load_scenario(ROOT / "scenarios" / "quickstart.yaml")
     scenario = quickstart.model_copy(
@@ -75,6 +150,8 @@ def main() -> None:
     def progress(phase: str, done: int, _total: int) -> None:
         if phase == "simulating":
             rows.append(sample(done, started))
+            if args.account_every and (done == 1 or done % args.account_every == 0):
+                rows[-1] |= account(_the_model())
 
     with tempfile.TemporaryDirectory(prefix="tastesim-soak-") as tmp:
         run_simulation(scenario, Path(tmp) / "run", progress=progress)
@@ -87,6 +164,15 @@ def main() -> None:
             f"{column:>16}: first {frame[column].iloc[0]:>8} last {frame[column].iloc[-1]:>8} "
             f"peak {frame[column].max():>8} growth over the second half {growth:+.1f}"
         )
+    accounts = frame.dropna(axis=1, how="all").filter(regex="_mb$|^step$").dropna()
+    if not accounts.empty:
+        middle = accounts[accounts["step"] >= args.steps // 2].iloc[0]
+        last = accounts.iloc[-1]
+        print(f"memory account (MB) at step {int(middle['step'])} -> {int(last['step'])}:")
+        for column in accounts.columns.drop("step"):
+            change = last[column] - middle[column]
+            if abs(change) >= 0.05 or column in ("rss_mb", "heap_in_use_mb", "heap_free_mb"):
+                print(f"  {column:>34}: {middle[column]:9.1f} -> {last[column]:9.1f} ({change:+.1f})")
     print(f"{args.agents} agents x {args.steps} steps in {frame['seconds'].iloc[-1]:.0f} s; samples in {args.csv}")
 
 
