@@ -5,7 +5,10 @@ Writes OUT/<algo>/ (policy, learning curve, train.json), OUT/eval/rl_eval.{csv,m
 OUT/learning_curves.png, and prints the table. Each algorithm trains with the same seed, environment and
 timesteps (``tastesim rl train`` does the same for one algorithm).
 
-Usage: python bench/rl_table.py [--timesteps 200000] [--algos dqn ppo a2c trpo] [--out runs/rl]
+Trained policies recommend only items the user has not consumed, as the baselines do (``--no-mask``: any item,
+and a repeat earns the repeat penalty).
+
+Usage: python bench/rl_table.py [--timesteps 200000] [--algos dqn ppo a2c trpo] [--out runs/rl] [--no-mask]
 """
 
 from __future__ import annotations
@@ -52,13 +55,16 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=1024)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/rl"))
+    parser.add_argument("--mask", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
     env = EnvConfig()
     folders = {}
     for algo in args.algos:
         folder = args.out / algo
         shutil.rmtree(folder, ignore_errors=True)
-        request = TrainRequest(algo=algo, timesteps=args.timesteps, envs=args.envs, seed=args.seed, env=env)
+        request = TrainRequest(
+            algo=algo, timesteps=args.timesteps, envs=args.envs, seed=args.seed, env=env, mask_consumed=args.mask
+        )
         summary = train_policy(request, None, folder)
         print(f"{algo}: {summary['wall_seconds']} s, {summary['timesteps_per_second']} timesteps/s", flush=True)
         folders[algo] = folder

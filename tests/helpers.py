@@ -152,7 +152,7 @@ def write_scenario(folder: Path, cache_dir: Path, **fields: object) -> Path:
     """A small ML-100K scenario file with ``fields`` merged over the defaults."""
     data: dict = {
         "name": "small",
-        "seed": 7,
+        "seed": 0,  # the default seed: the one decision model the gym environment without arguments uses too
         "steps": 6,
         "population": {"users": 120},
         "memory": {"checkpoint_every": 2},

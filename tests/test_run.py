@@ -57,7 +57,7 @@ def test_small_run_writes_a_complete_output_folder(tmp_path: Path, cache_dir: Pa
     assert summary["agents"] == 120 and summary["steps"] == 6
     assert summary["decisions"] == len(interactions)
     resolved = yaml.safe_load((out / "scenario.yaml").read_text())
-    assert resolved["population"]["users"] == 120 and resolved["seed"] == 7
+    assert resolved["population"]["users"] == 120 and resolved["seed"] == 0
 
 
 def _store(out: Path) -> MemoryView:

@@ -30,6 +30,9 @@ def train(  # noqa: PLR0917 (typer maps each command-line option to a parameter)
     envs: Annotated[int, typer.Option("--envs", help="simulated users stepped at once")] = 8,
     seed: Annotated[int, typer.Option(help="seed of the training run")] = 0,
     episode_steps: _Steps = 20,
+    mask: Annotated[
+        bool, typer.Option("--mask/--no-mask", help="recommend only items the user has not consumed")
+    ] = True,
 ) -> None:
     """Train a policy with Stable-Baselines3 (TRPO from sb3-contrib) on the scenario's training users."""
     offline()
@@ -43,6 +46,7 @@ def train(  # noqa: PLR0917 (typer maps each command-line option to a parameter)
     try:
         request = TrainRequest.model_validate(
             {"algo": algo, "timesteps": timesteps, "envs": envs, "seed": seed, "env": {"episode_steps": episode_steps}}
+            | {"mask_consumed": mask}
         )
         with PhaseProgress() as report:
             summary = train_policy(request, scenario, out, report)

@@ -1,7 +1,8 @@
 """Policies that act on the vector environment, and the evaluation that compares them on the same episodes.
 
-Baselines: ``random`` (a uniformly random action, what an untrained agent does), ``popularity`` (the most
-rated training item the user has not consumed) and ``itemknn`` (item-kNN on the user's consumed items). A
+Baselines, each recommending only items the user has not consumed: ``random`` (uniformly random items, what
+an untrained agent does), ``popularity`` (the most rated training items) and ``itemknn`` (item-kNN on the
+user's consumed items). A
 trained Stable-Baselines3 model acts from the observation (:class:`ModelPolicy`).
 
 :func:`evaluate` runs every policy on the same episodes (the same users and patience: episodes are drawn
@@ -48,15 +49,18 @@ class Policy(Protocol):
 
 @dataclass
 class UniformPolicy:
-    """A uniformly random item for every slot (seeded per step)."""
+    """Uniformly random items the user has not consumed, distinct within a slate (seeded per step)."""
 
     seed: int = 0
     name: str = "random"
 
     def act(self, env: TasteVectorEnv, observation: np.ndarray, step: int) -> np.ndarray:
-        """Uniform over the catalog."""
+        """The ``slate_size`` unconsumed items with the smallest random keys."""
         rng = RandomTree(self.seed).generator(Stream.POLICY, step)
-        return rng.integers(0, env.world.n_items, size=(env.num_envs, env.config.slate_size))
+        keys = rng.random((env.num_envs, env.world.n_items))
+        keys[env.batch.consumed] = 2.0  # after every unconsumed item
+        k = env.config.slate_size
+        return np.argpartition(keys, k - 1, axis=1)[:, :k] if k > 1 else keys.argmin(axis=1)[:, None]
 
 
 @dataclass

@@ -70,6 +70,9 @@ class TrainRequest(BaseModel):
     envs: int = Field(8, ge=1, le=4096, description="users stepped at once")
     seed: int = Field(0, ge=0)
     env: EnvConfig = EnvConfig()
+    mask_consumed: bool = Field(
+        True, description="recommend only items the user has not consumed, as the baselines do (tastesim.gym.masked)"
+    )
 
 
 class EvalRequest(BaseModel):
@@ -93,6 +96,14 @@ def _algorithm(name: str) -> Any:
     import stable_baselines3
 
     return getattr(stable_baselines3, name.upper())
+
+
+def _policy_class(algo: str, masked: bool) -> Any:
+    if not masked:
+        return "MlpPolicy"
+    from tastesim.gym.masked import MaskedActorCriticPolicy, MaskedQPolicy
+
+    return MaskedQPolicy if algo == "dqn" else MaskedActorCriticPolicy
 
 
 def _curve_callback(total: int, progress: Progress, label: str) -> Any:
@@ -132,9 +143,13 @@ def train_policy(
     env = VecMonitor(sb3_vec_env(TasteVectorEnv(request.envs, resolved, request.env)))
     env.seed(request.seed)
     cls = _algorithm(request.algo)
-    model = cls(
-        "MlpPolicy", env, seed=request.seed, device="cpu", gamma=_GAMMA, policy_kwargs=_NET, **_SETTINGS[request.algo]
-    )
+    policy = _policy_class(request.algo, request.mask_consumed)
+    try:
+        model = cls(
+            policy, env, seed=request.seed, device="cpu", gamma=_GAMMA, policy_kwargs=_NET, **_SETTINGS[request.algo]
+        )
+    except ValueError as err:  # a masked policy on slates or without the consumed items in the observation
+        raise RunError(str(err)) from err
     callback = _curve_callback(request.timesteps, progress, f"training {request.algo}")
     started = time.perf_counter()
     with one_thread():  # a small MLP: a second torch thread only spin-waits (see one_thread)
@@ -149,6 +164,7 @@ def train_policy(
         "timesteps": request.timesteps,
         "envs": request.envs,
         "seed": request.seed,
+        "mask_consumed": request.mask_consumed,
         "env": request.env.model_dump(mode="json"),
         "scenario": resolved.model_dump(mode="json"),
         "wall_seconds": round(wall, 1),
