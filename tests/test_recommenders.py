@@ -220,6 +220,10 @@ def test_the_log_weighs_clicks_and_likes_and_restores_to_a_step() -> None:
     restored = FeedbackLog(3, N_ITEMS)
     restored.restore(log.state(), upto=1)
     assert (restored.matrix(upto=5) != log.matrix(upto=1)).nnz == 0
+    # A recommender that is never refitted keeps no log: a long run neither grows nor checkpoints one.
+    unkept = FeedbackLog(3, N_ITEMS, keep=False)
+    unkept.add(_feedback(1, [0], [[4, 5]], [[True, True]], [[True, False]]))
+    assert unkept.matrix(upto=1).nnz == 0 and len(unkept.state()["agent"]) == 0
 
 
 def test_popularity_refitted_on_simulated_clicks_changes_its_slates() -> None:

@@ -19,15 +19,19 @@ _FIELDS = ("step", "agent", "item", "like", "dislike")
 
 
 class FeedbackLog:
-    """Append-only arrays of clicked (step, agent, item, like, dislike) entries."""
+    """Append-only arrays of clicked (step, agent, item, like, dislike) entries; with ``keep`` off (a recommender
+    that is never refitted) nothing is kept, so a long run does not grow, and checkpoint, an unused log."""
 
-    def __init__(self, n_agents: int, n_items: int) -> None:
+    def __init__(self, n_agents: int, n_items: int, keep: bool = True) -> None:
         self.n_agents = n_agents
         self.n_items = n_items
+        self.keep = keep
         self._parts: list[dict[str, np.ndarray]] = []
 
     def add(self, feedback: Feedback) -> None:
-        """Append the clicked slots of one step."""
+        """Append the clicked slots of one step (nothing without ``keep``)."""
+        if not self.keep:
+            return
         agent_of = np.broadcast_to(feedback.agents[:, None], feedback.slates.shape)
         clicked = feedback.click & (feedback.slates >= 0)
         self._parts.append(

@@ -93,7 +93,7 @@ class TasteModel(mesa.Model):
             shards = InProcessShards([self._one_shard(memory, decider, seed)])
         self.shards = shards
         self.retrain_every = retrain_every
-        self.feedback_log = FeedbackLog(population.n_agents, len(catalog.item_ids))
+        self.feedback_log = FeedbackLog(population.n_agents, len(catalog.item_ids), keep=bool(retrain_every))
         self._item_ids = pa.array(catalog.item_ids, type=pa.string())
         self._users = pa.array([str(u) for u in population.user_ids], type=pa.string())
         self.fit_recommender(0)
