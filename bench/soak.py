@@ -90,9 +90,10 @@ _SKIPPED = (
 )
 
 
-def _held_bytes(root: object) -> int:
-    """Bytes of the numpy arrays, Arrow buffers and pandas frames reachable from ``root`` (each counted once)."""
-    seen: set[int] = set()
+def _held_bytes(root: object, outside: object) -> int:
+    """Bytes of the numpy arrays, Arrow buffers and pandas frames reachable from ``root`` without going
+    through ``outside`` (each counted once)."""
+    seen: set[int] = {id(outside)}
     total, stack = 0, [root]
     while stack:
         obj = stack.pop()
@@ -117,14 +118,14 @@ def _held_bytes(root: object) -> int:
 
 def account(model: object) -> dict[str, float]:
     """The heap, and the array bytes held by each attribute of the model, in MB."""
-    parts = {f"held_{name}_mb": _held_bytes(value) / 2**20 for name, value in vars(model).items()}
+    parts = {f"held_{name}_mb": _held_bytes(value, model) / 2**20 for name, value in vars(model).items()}
     return {**_heap_mb(), "arrow_pool_mb": pa.total_allocated_bytes() / 2**20, **parts}
 
 
 def _the_model() -> object:
     from tastesim.world.model import TasteModel
 
-    return next(o for o in gc.get_objects() if isinstance(o, TasteModel))
+    return next(o for o in gc.get_objects() if type(o) is TasteModel)  # isinstance would wake lazy modules
 
 
 def main() -> None:
