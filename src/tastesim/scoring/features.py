@@ -10,7 +10,7 @@ tables, so a whole step is one vectorised call.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -85,15 +85,53 @@ class PairContext:
         return PairContext(self.tables, self.bank, self.stat.rows(agents), self.taste, self.agent_user[agents])
 
 
+_ROWS = 2048  # rows per chunk: each chunk's gathered (rows, slate, dim) tables stay in the CPU caches
+
+
 def pair_features(
     memory: WorkingMemory, agents: np.ndarray, slates: np.ndarray, ctx: PairContext
 ) -> tuple[np.ndarray, PairFeatures]:
-    """Feature tensor ``(n, slate, len(FEATURES))`` (float32) and the logical models' outputs."""
+    """Feature tensor ``(n, slate, len(FEATURES))`` (float32) and the logical models' outputs.
+
+    Computed in chunks of rows written into one array: every feature of a row depends on that row only, so
+    the result is the same for any chunking, and the per-slot gathers (item vectors, user histories) of a
+    100,000-agent step never materialise whole (measured: README "Performance and scale").
+    """
+    x = np.empty((*slates.shape, len(FEATURES)), dtype=np.float32)
+    fill = memory.count()[agents].astype(np.float32) / memory.capacity
+    logical = [
+        _chunk_features(
+            memory,
+            ctx,
+            agents=agents[s : s + _ROWS],
+            slates=slates[s : s + _ROWS],
+            fill=fill[s : s + _ROWS],
+            out=x[s : s + _ROWS],
+        )
+        for s in range(0, len(agents), _ROWS)
+    ]
+    if len(logical) == 1:
+        return x, logical[0]
+    if not logical:
+        return x, logical_features(memory, agents, slates, ctx.tables, ctx.bank)
+    return x, PairFeatures(*(np.concatenate([getattr(p, f.name) for p in logical]) for f in fields(PairFeatures)))
+
+
+def _chunk_features(
+    memory: WorkingMemory,
+    ctx: PairContext,
+    *,
+    agents: np.ndarray,
+    slates: np.ndarray,
+    fill: np.ndarray,
+    out: np.ndarray,
+) -> PairFeatures:
+    """The features of one chunk of rows (``fill``: their memory fill) into ``out``; returns the chunk's logical
+    models' outputs."""
     logical = logical_features(memory, agents, slates, ctx.tables, ctx.bank)
     items = np.where(slates >= 0, slates, 0)
     interact, like = ctx.stat.slate_logits(agents, items)
     b = ctx.biases
-    fill = memory.count()[agents].astype(np.float32) / memory.capacity
     users = ctx.agent_user[agents]
     taste = taste_columns(ctx.taste, users, items, ctx.tables.like[items], ctx.tables.dislike[items])
     columns = (
@@ -107,8 +145,10 @@ def pair_features(
         like,
         b.popularity[items],
         b.item[items],
-        np.broadcast_to(b.user[users][:, None], slates.shape),
-        np.broadcast_to(fill[:, None], slates.shape),
+        b.user[users][:, None],
+        fill[:, None],
         *taste,
     )
-    return np.stack([np.asarray(c, dtype=np.float32) for c in columns], axis=-1), logical
+    for k, column in enumerate(columns):
+        out[..., k] = column
+    return logical
