@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -19,6 +20,13 @@ class PairFeatures:
     sim_neg: np.ndarray
     appeal: np.ndarray
     in_category: np.ndarray  # the agent had memories in the candidate's category
+
+    @staticmethod
+    def concatenate(parts: Sequence[PairFeatures]) -> PairFeatures:
+        """The features of consecutive row chunks as one (a single chunk as it is)."""
+        if len(parts) == 1:
+            return parts[0]
+        return PairFeatures(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(PairFeatures)))
 
 
 @dataclass(frozen=True)

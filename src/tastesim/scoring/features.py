@@ -10,7 +10,7 @@ tables, so a whole step is one vectorised call.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -110,11 +110,9 @@ def pair_features(
         )
         for s in range(0, len(agents), _ROWS)
     ]
-    if len(logical) == 1:
-        return x, logical[0]
     if not logical:
         return x, logical_features(memory, agents, slates, ctx.tables, ctx.bank)
-    return x, PairFeatures(*(np.concatenate([getattr(p, f.name) for p in logical]) for f in fields(PairFeatures)))
+    return x, PairFeatures.concatenate(logical)
 
 
 def _chunk_features(

@@ -19,7 +19,7 @@ hit bits), so the cost per pair is O(memory size) with no text, embedding arithm
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -46,7 +46,7 @@ def logical_features(
     if not parts:
         empty = np.zeros(slates.shape, dtype=np.float32)
         return PairFeatures(empty, empty, empty, empty, empty, empty.astype(bool))
-    return PairFeatures(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(PairFeatures)))
+    return PairFeatures.concatenate(parts)
 
 
 def _features_chunk(
