@@ -8,7 +8,10 @@ timesteps (``tastesim rl train`` does the same for one algorithm).
 Trained policies recommend only items the user has not consumed, as the baselines do (``--no-mask``: any item,
 and a repeat earns the repeat penalty).
 
+Training uses two torch threads (``--threads``): run it alone on the machine.
+
 Usage: python bench/rl_table.py [--timesteps 200000] [--algos dqn ppo a2c trpo] [--out runs/rl] [--no-mask]
+       [--threads 2]
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/rl"))
     parser.add_argument("--mask", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads while training (run it alone)")
     args = parser.parse_args()
     env = EnvConfig()
     folders = {}
@@ -63,7 +67,13 @@ def main() -> None:
         folder = args.out / algo
         shutil.rmtree(folder, ignore_errors=True)
         request = TrainRequest(
-            algo=algo, timesteps=args.timesteps, envs=args.envs, seed=args.seed, env=env, mask_consumed=args.mask
+            algo=algo,
+            timesteps=args.timesteps,
+            envs=args.envs,
+            seed=args.seed,
+            env=env,
+            mask_consumed=args.mask,
+            threads=args.threads,
         )
         summary = train_policy(request, None, folder)
         print(f"{algo}: {summary['wall_seconds']} s, {summary['timesteps_per_second']} timesteps/s", flush=True)

@@ -1,8 +1,9 @@
-"""The RL experiment: a short, seeded DQN training beats the random policy on held-out users; the commands
+"""The RL experiment: a short, seeded PPO training beats the random policy on held-out users; the commands
 train, save, reload and evaluate policies, and the evaluation scores every policy on the same episodes."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -99,22 +100,28 @@ def test_masked_policies_never_recommend_a_consumed_item(scenario: dict) -> None
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("algo", ["ppo", "a2c", "trpo"])
-def test_the_commands_train_save_and_evaluate_every_algorithm(scenario: dict, tmp_path: Path, algo: str) -> None:
+@pytest.mark.parametrize(("algo", "threads"), [("dqn", 2), ("ppo", 1), ("a2c", 1), ("trpo", 1)])
+def test_the_commands_train_save_and_evaluate_every_algorithm(
+    scenario: dict, tmp_path: Path, algo: str, threads: int
+) -> None:
+    import torch
     import yaml
 
     path = tmp_path / "scenario.yaml"
     path.write_text(yaml.safe_dump(scenario), encoding="utf-8")
     folder = tmp_path / algo
-    trained = CliRunner().invoke(
-        app, ["rl", "train", "--algo", algo, "-s", str(path), "-t", "600", "--envs", "4", "-o", str(folder)]
-    )
+    threads_before = torch.get_num_threads()
+    options = ["-t", "600", "--envs", "4", "--threads", str(threads), "-o", str(folder)]
+    trained = CliRunner().invoke(app, ["rl", "train", "--algo", algo, "-s", str(path), *options])
     assert trained.exit_code == 0, trained.output
+    summary = json.loads((folder / "train.json").read_text(encoding="utf-8"))
+    assert summary["threads"] == threads and torch.get_num_threads() == threads_before
     evaluate_args = ["rl", "eval", str(folder), "-n", "8", "--envs", "8", "-o", str(tmp_path / "e")]
     evaluated = CliRunner().invoke(app, evaluate_args)
     assert evaluated.exit_code == 0, evaluated.output
     table = pd.read_csv(tmp_path / "e" / "rl_eval.csv")
-    assert sorted(set(table["policy"])) == sorted({algo, f"{algo} (sampled)", "random", "popularity", "itemknn"})
+    sampled = set() if algo == "dqn" else {f"{algo} (sampled)"}  # DQN's policy is its greedy one
+    assert set(table["policy"]) == {algo, "random", "popularity", "itemknn"} | sampled
     assert np.isfinite(table["reward_per_step"]).all()
 
 
@@ -123,3 +130,5 @@ def test_user_mistakes_in_rl_commands_exit_2(tmp_path: Path) -> None:
     assert bad_algo.exit_code == 2 and "algo" in bad_algo.output and "Traceback" not in bad_algo.output
     no_policy = CliRunner().invoke(app, ["rl", "eval", str(tmp_path), "-o", str(tmp_path / "e")])
     assert no_policy.exit_code == 2 and "holds no trained policy" in " ".join(no_policy.output.split())
+    no_threads = CliRunner().invoke(app, ["rl", "train", "--algo", "dqn", "--threads", "0", "-o", str(tmp_path / "y")])
+    assert no_threads.exit_code == 2 and "threads" in no_threads.output and "Traceback" not in no_threads.output

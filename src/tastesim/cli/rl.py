@@ -33,6 +33,9 @@ def train(  # noqa: PLR0917 (typer maps each command-line option to a parameter)
     mask: Annotated[
         bool, typer.Option("--mask/--no-mask", help="recommend only items the user has not consumed")
     ] = True,
+    threads: Annotated[
+        int, typer.Option(help="torch threads for the policy: 1 on a busy machine, up to the cores on an idle one")
+    ] = 1,
 ) -> None:
     """Train a policy with Stable-Baselines3 (TRPO from sb3-contrib) on the scenario's training users."""
     offline()
@@ -46,7 +49,7 @@ def train(  # noqa: PLR0917 (typer maps each command-line option to a parameter)
     try:
         request = TrainRequest.model_validate(
             {"algo": algo, "timesteps": timesteps, "envs": envs, "seed": seed, "env": {"episode_steps": episode_steps}}
-            | {"mask_consumed": mask}
+            | {"mask_consumed": mask, "threads": threads}
         )
         with PhaseProgress() as report:
             summary = train_policy(request, scenario, out, report)

@@ -14,14 +14,23 @@ scoring any (user, item) pair at simulation time is one dot product plus an item
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["SASRec", "StatSettings", "StatTables", "fit_sasrec", "init_parameters", "one_thread", "stat_tables"]
+__all__ = [
+    "SASRec",
+    "StatSettings",
+    "StatTables",
+    "fit_sasrec",
+    "init_parameters",
+    "one_thread",
+    "stat_tables",
+    "torch_threads",
+]
 
 EpochProgress = Callable[[int, int], None]  # (epochs done, epochs)
 
@@ -71,15 +80,20 @@ class SASRec(nn.Module):
 
 
 @contextmanager
-def one_thread() -> Iterator[None]:
-    """Run torch on one thread inside the block: these models are tiny, and on a busy 2-core machine torch's
-    second thread spin-waits (measured 10x slower training with 2 threads than with 1 under load)."""
+def torch_threads(count: int) -> Iterator[None]:
+    """Run torch on ``count`` intra-op threads inside the block, restoring the previous number after."""
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(count)
     try:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def one_thread() -> AbstractContextManager[None]:
+    """Run torch on one thread inside the block: these models are tiny, and on a busy 2-core machine torch's
+    second thread spin-waits (measured 10x slower training with 2 threads than with 1 under load)."""
+    return torch_threads(1)
 
 
 def init_parameters(module: nn.Module, generator: torch.Generator) -> None:
