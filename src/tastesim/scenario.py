@@ -409,9 +409,7 @@ class ExecutionConfig(_Section):
     engine: Literal["local", "ray"] = Field(
         "local", description="local: this process; ray: population shards as Ray actors (tastesim.engine)"
     )
-    workers: int = Field(
-        1, ge=1, le=4096, description="population shards (agent % workers); with ray, one actor each"
-    )
+    workers: int = Field(1, ge=1, le=4096, description="population shards (agent % workers); with ray, one actor each")
     address: str | None = Field(
         None, min_length=1, description="an existing Ray cluster's address (ray.init(address=...)); empty = start one"
     )

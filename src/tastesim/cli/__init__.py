@@ -30,5 +30,3 @@ app.command("report")(report)
 def main() -> None:
     """Console entry point."""
     app()
-
-

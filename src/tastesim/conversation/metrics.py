@@ -197,7 +197,7 @@ def headline_rows(report: dict) -> list[tuple[str, str]]:
         (f"success: target shown ({report['protocol']} protocol)", _show(report["success_rate"])),
         *((f"recall@{k} after turn 1 / {last}", _curve(report, k, (1, last))) for k in KS),
         ("liked something shown (easy mode)", _show(report["liked_anything_rate"])),
-        ("left for lack of progress / abandoned", _pair(report['left_rate'], report['abandonment_rate'])),
+        ("left for lack of progress / abandoned", _pair(report["left_rate"], report["abandonment_rate"])),
         ("leak rate (before / after rewriting)", _pair(leak["leak_rate"], leak["residual_rate"])),
         ("writer grounded rate (raw / sent)", _pair(w["raw_grounded_rate"], w["grounded_rate"])),
         ("writer junk rate (raw / sent)", _pair(w["raw_junk_rate"], w["junk_rate"])),

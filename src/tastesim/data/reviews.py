@@ -14,6 +14,7 @@ from tastesim.data.records import read_csv_records, read_json_records
 
 __all__ = ["catalog_from_reviews", "dataset_from_reviews", "load_reviews", "pick_reviews"]
 
+
 # Amazon Review Data (Ni, Li, McAuley 2018) field names -> ours.
 def _missing(value: object) -> bool:
     """A field a JSON record did not have (pandas fills it with NaN)."""

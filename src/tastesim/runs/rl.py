@@ -160,9 +160,7 @@ def train_policy(
     cls = _algorithm(request.algo)
     policy = _policy_class(request.algo, request.mask_consumed)
     try:
-        model = cls(
-            policy, env, seed=request.seed, device="cpu", policy_kwargs=_NET, **_settings(request.algo)
-        )
+        model = cls(policy, env, seed=request.seed, device="cpu", policy_kwargs=_NET, **_settings(request.algo))
     except ValueError as err:  # a masked policy on slates or without the consumed items in the observation
         raise RunError(str(err)) from err
     callback = _curve_callback(request.timesteps, progress, f"training {request.algo}")

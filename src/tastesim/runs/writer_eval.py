@@ -237,5 +237,5 @@ def markdown(summary: dict) -> str:
         lines += ["", f"## {name}", ""]
         for style, examples in r["examples"].items():
             for e in examples:
-                lines.append(f"- {style} ({'; '.join(e['reasons'])}) -> \"{e['text']}\" [{e['source']}]")
+                lines.append(f'- {style} ({"; ".join(e["reasons"])}) -> "{e["text"]}" [{e["source"]}]')
     return "\n".join(lines) + "\n"

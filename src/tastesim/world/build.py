@@ -130,9 +130,7 @@ def scenario_decider(
     return user_decider(scenario, parts, progress).for_agents(parts.population.user_rows)
 
 
-def user_decider(
-    scenario: Scenario, parts: Parts, progress: Callable[[str, int, int], None] | None = None
-) -> Decider:
+def user_decider(scenario: Scenario, parts: Parts, progress: Callable[[str, int, int], None] | None = None) -> Decider:
     """The scenario's decision model with one row per distinct real user (``for_agents(user_rows)`` gives the
     agents'): its per-user context is computed once per user, however many agents are resampled from it."""
     from tastesim.scoring.factory import make_decider, scenario_bundle_settings  # torch: only when deciding
