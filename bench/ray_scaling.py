@@ -86,9 +86,7 @@ def run(label: str, scenario, out: Path, nodes: int = 0) -> dict:
 
 def identical(out: Path, reference: Path) -> str:
     """``identical`` when every compared output equals the reference's exactly, else what differs."""
-    differ = [
-        name for name in COMPARED if not pd.read_parquet(out / name).equals(pd.read_parquet(reference / name))
-    ]
+    differ = [name for name in COMPARED if not pd.read_parquet(out / name).equals(pd.read_parquet(reference / name))]
     return "identical" if not differ else "DIFFERENT: " + ", ".join(differ)
 
 

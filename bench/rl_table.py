@@ -8,7 +8,7 @@ timesteps (``tastesim rl train`` does the same for one algorithm).
 Trained policies recommend only items the user has not consumed, as the baselines do (``--no-mask``: any item,
 and a repeat earns the repeat penalty).
 
-Training uses two torch threads (``--threads``): run it alone on the machine.
+Training uses two torch threads (``--threads``; the README's table was measured so): run it alone.
 
 Usage: python bench/rl_table.py [--timesteps 200000] [--algos dqn ppo a2c trpo] [--out runs/rl] [--no-mask]
        [--threads 2]

@@ -34,7 +34,7 @@ def train(  # noqa: PLR0917 (typer maps each command-line option to a parameter)
         bool, typer.Option("--mask/--no-mask", help="recommend only items the user has not consumed")
     ] = True,
     threads: Annotated[
-        int, typer.Option(help="torch threads for the policy: 1 on a busy machine, up to the cores on an idle one")
+        int, typer.Option(help="torch threads while training (more only pays on a machine with idle cores)")
     ] = 1,
 ) -> None:
     """Train a policy with Stable-Baselines3 (TRPO from sb3-contrib) on the scenario's training users."""

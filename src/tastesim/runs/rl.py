@@ -81,8 +81,8 @@ class TrainRequest(BaseModel):
         1,
         ge=1,
         le=256,
-        description="torch threads for the policy (1 suits a busy machine; on an idle 2-core one, 2 make DQN's "
-        "gradient steps ~1/3 faster)",
+        description="torch threads while training (on 2 cores a second thread did not shorten DQN's training: "
+        "the environment's small calls lose what the gradient steps gain; on a busy machine it only spin-waits)",
     )
 
 
