@@ -81,8 +81,8 @@ class TrainRequest(BaseModel):
         1,
         ge=1,
         le=256,
-        description="torch threads while training (on 2 cores a second thread did not shorten DQN's training: "
-        "the environment's small calls lose what the gradient steps gain; on a busy machine it only spin-waits)",
+        description="torch threads while training (on 2 idle cores a second thread did not shorten DQN's "
+        "training; on a busy machine it only spin-waits)",
     )
 
 
