@@ -32,7 +32,8 @@ _VOTE_TIE_DRAWS = 2  # the vote's own tie-break channel
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+    with np.errstate(over="ignore"):  # exp overflows for logits below about -88 (float32): 1 / inf is the right 0
+        return 1.0 / (1.0 + np.exp(-x))
 
 
 @dataclass(frozen=True)
