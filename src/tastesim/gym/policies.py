@@ -2,8 +2,7 @@
 
 Baselines, each recommending only items the user has not consumed: ``random`` (uniformly random items, what
 an untrained agent does), ``popularity`` (the most rated training items) and ``itemknn`` (item-kNN on the
-user's consumed items). A
-trained Stable-Baselines3 model acts from the observation (:class:`ModelPolicy`).
+user's consumed items). A trained Stable-Baselines3 model acts from the observation (:class:`ModelPolicy`).
 
 :func:`evaluate` runs every policy on the same episodes (the same users and patience: episodes are drawn
 from seeds, not from actions) and reports the average reward per step, the total reward per episode, the
